@@ -1,0 +1,1 @@
+"""The evidence ledger: a git repository whose commit chain is the signed hash chain."""

@@ -1,0 +1,97 @@
+"""Reading ledger objects back: commits, their files, entries and session histories.
+
+Pure over an :class:`~aegisflow.ledger.storage.ObjectReader`; nothing here trusts a
+trailer or an object id for content: entry hashes are recomputed from the stored bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aegisflow.errors import MalformedData
+from aegisflow.ledger import gitfmt
+from aegisflow.ledger.entry import Entry
+from aegisflow.ledger.merkle import leaf_hash
+from aegisflow.ledger.storage import ObjectReader
+
+ENTRY_FILE = "entry.json"
+
+
+def read_commit(reader: ObjectReader, oid: bytes) -> gitfmt.ParsedCommit:
+    """Read and parse commit ``oid``.
+
+    Raises:
+        ObjectMissing: If it is absent.
+        MalformedData: If it is not a well-formed commit.
+    """
+    kind, data = reader.read(oid)
+    if kind != "commit":
+        raise MalformedData(f"object {oid.hex()} is a {kind}, not a commit")
+    return gitfmt.parse_commit(data)
+
+
+def read_files(reader: ObjectReader, commit: gitfmt.ParsedCommit) -> dict[str, bytes]:
+    """The blobs at the top of ``commit``'s tree, by name (subtrees are refused).
+
+    Raises:
+        ObjectMissing: If the tree or a blob is absent.
+        MalformedData: If the tree is malformed or holds anything but blobs.
+    """
+    kind, data = reader.read(commit.tree)
+    if kind != "tree":
+        raise MalformedData(f"object {commit.tree.hex()} is a {kind}, not a tree")
+    files: dict[str, bytes] = {}
+    for mode, name, oid in gitfmt.parse_tree(data):
+        blob_kind, blob = reader.read(oid)
+        if mode != "100644" or blob_kind != "blob":
+            raise MalformedData(f"tree entry {name!r} is not a regular file")
+        files[name] = blob
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry commit as read back, with its recomputed entry hash."""
+
+    commit_id: bytes
+    commit: gitfmt.ParsedCommit
+    data: bytes
+    entry: Entry
+    entry_hash: bytes
+
+
+def read_entry(reader: ObjectReader, oid: bytes) -> StoredEntry:
+    """Read the entry held by commit ``oid``.
+
+    Raises:
+        ObjectMissing: If an object is absent.
+        MalformedData: If the commit does not hold exactly one valid entry.
+    """
+    commit = read_commit(reader, oid)
+    files = read_files(reader, commit)
+    if set(files) != {ENTRY_FILE}:
+        raise MalformedData(f"commit {oid.hex()} does not hold exactly {ENTRY_FILE}")
+    data = files[ENTRY_FILE]
+    return StoredEntry(oid, commit, data, Entry.from_bytes(data), leaf_hash(data))
+
+
+def session_history(
+    reader: ObjectReader, head: bytes, genesis: bytes
+) -> list[tuple[int, int, bytes]]:
+    """``(seq, index, entry_hash)`` of a session from its first entry to ``head``.
+
+    Raises:
+        MalformedData: If the chain does not lead back to ``genesis`` with one parent
+            per commit.
+        ObjectMissing: If an object is absent.
+    """
+    out: list[tuple[int, int, bytes]] = []
+    oid = head
+    while oid != genesis:
+        stored = read_entry(reader, oid)
+        out.append((stored.entry.seq, stored.entry.index, stored.entry_hash))
+        if len(stored.commit.parents) != 1:
+            raise MalformedData(f"entry commit {oid.hex()} does not have exactly one parent")
+        oid = stored.commit.parents[0]
+    out.reverse()
+    return out

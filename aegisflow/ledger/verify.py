@@ -1,0 +1,963 @@
+"""Offline verification: replay a ledger repository and report every problem found.
+
+Pure over an :class:`~aegisflow.ledger.storage.ObjectReader`; trust comes only from the
+keys passed in (never from keys stored in the repository under test). Verification
+never stops at the first problem: it returns a :class:`Report` of every
+:class:`Finding`, and :meth:`Report.raise_for_findings` is the strict wrapper.
+
+:func:`verify_repository` works in two modes, chosen by what ``main`` holds:
+
+* **ledger**: ``main`` is the checkpoint chain; every entry is replayed and every signed
+  checkpoint's Merkle root is recomputed from all entry hashes in index order;
+* **session export** (a session bundle): ``main`` is an export commit holding the newest
+  signed checkpoint, an inclusion proof per entry, and the checkpoints the session's
+  manifests name with consistency proofs to the newest.
+
+Steps, in order:
+
+1. read the genesis (origin, genesis hash);
+2. walk ``main``: checkpoint commits (or the export commit), checking commit and note
+   signatures against the trusted keys;
+3. discover every entry commit reachable from session refs and checkpoint parents;
+4. check each entry commit: objects readable, entry canonical, commit payload exactly the
+   one the entry determines (message, trailers, author), SSH signature by a trusted key;
+5. check the sessions: ``seq`` continuity, forks, ``prev`` links, git parents, refs;
+6. check the global log: unique, gap-free indices; every checkpoint root recomputed
+   (or every inclusion proof verified); a trusted checkpoint from outside, if given;
+7. check every manifest: signature, ranges, session root, covering checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from aegisflow.errors import (
+    AegisError,
+    IntegrityError,
+    KeyMaterialError,
+    MalformedData,
+    NotALedger,
+)
+from aegisflow.keys import PublicKey
+from aegisflow.ledger import gitfmt, render, sshsig
+from aegisflow.ledger.checkpoint import Checkpoint, open_checkpoint
+from aegisflow.ledger.entry import Entry, Genesis, genesis_hash, parse_time
+from aegisflow.ledger.manifest import parse_manifest_body
+from aegisflow.ledger.merkle import (
+    CompactRange,
+    leaf_hash,
+    root,
+    verify_consistency,
+    verify_inclusion,
+)
+from aegisflow.ledger.reading import ENTRY_FILE, read_commit, read_files
+from aegisflow.ledger.sequencer import (
+    CHECKPOINT_FILE,
+    COMMITTER_EMAIL,
+    COMMITTER_NAME,
+    GENESIS_FILE,
+)
+from aegisflow.ledger.storage import GENESIS_REF, MAIN_REF, SESSION_PREFIX, ObjectReader
+
+EXPORT_FILE = "export.json"
+EXPORT_TYPE = "aegisflow/session-export"
+
+
+class FindingKind(StrEnum):
+    """What broke. Values are stable identifiers for reports and tests."""
+
+    EMPTY_LEDGER = "empty_ledger"
+    UNSIGNED = "unsigned"
+    BAD_GENESIS = "bad_genesis"
+    OBJECT_MISSING = "object_missing"
+    OBJECT_CORRUPT = "object_corrupt"
+    ENTRY_MALFORMED = "entry_malformed"
+    COMMIT_MISMATCH = "commit_mismatch"
+    COMMIT_SIGNATURE = "bad_commit_signature"
+    WRONG_LEDGER = "wrong_ledger"
+    PREV_MISMATCH = "prev_mismatch"
+    PARENT_MISMATCH = "parent_mismatch"
+    SEQ_GAP = "seq_gap"
+    FORK = "fork"
+    INDEX_GAP = "index_gap"
+    DUPLICATE_INDEX = "duplicate_index"
+    CHECKPOINT_SIGNATURE = "bad_checkpoint_signature"
+    CHECKPOINT_MALFORMED = "checkpoint_malformed"
+    CHECKPOINT_MISMATCH = "checkpoint_root_mismatch"
+    CHECKPOINT_REGRESSION = "checkpoint_regression"
+    CHECKPOINT_PARENT = "checkpoint_parent"
+    TRUNCATED = "truncated_below_checkpoint"
+    TRUSTED_CHECKPOINT_MISMATCH = "trusted_checkpoint_mismatch"
+    INCLUSION = "inclusion_proof"
+    MANIFEST_SIGNATURE = "bad_manifest_signature"
+    MANIFEST_MISMATCH = "manifest_mismatch"
+    MANIFEST_CHECKPOINT = "manifest_checkpoint_unknown"
+    REF_MISSING = "missing_session_ref"
+    REF_BEHIND = "ref_behind"
+    REF_FORGED = "forged_ref"
+    UNCOVERED = "uncovered_entries"
+    BAD_BUNDLE = "bad_bundle"
+
+
+WARNINGS = frozenset({FindingKind.UNCOVERED})
+"""Kinds that do not make a ledger invalid (entries are still individually signed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    detail: str
+    index: int | None = None
+    session: str | None = None
+    commit: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind not in WARNINGS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "severity": "error" if self.is_error else "warning",
+            "index": self.index,
+            "session": self.session,
+            "commit": self.commit,
+            "detail": self.detail,
+        }
+
+    def __str__(self) -> str:
+        where = " ".join(
+            f"{k}={v}"
+            for k, v in (("index", self.index), ("session", self.session), ("commit", self.commit))
+            if v is not None
+        )
+        return f"{self.kind.value}: {self.detail}" + (f" ({where})" if where else "")
+
+
+@dataclass(slots=True)
+class EntryRecord:
+    """What the global checks need of one verified entry commit."""
+
+    commit: bytes
+    parent: bytes | None
+    index: int
+    session: str
+    seq: int
+    type: str
+    prev: str
+    entry_hash: bytes
+    body: Mapping[str, Any] | None = None
+    line: str | None = None
+
+
+@dataclass(slots=True)
+class EntryCheck:
+    """The result of checking one entry commit: a record if it was readable."""
+
+    commit: bytes
+    record: EntryRecord | None
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SessionSummary:
+    session: str
+    entries: int = 0
+    manifests: int = 0
+    head_seq: int = -1
+    manifest_hash: str | None = None
+    closed: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Report:
+    """The outcome of a verification: every finding, and what was verified."""
+
+    mode: str
+    origin: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    total_entries: int = 0
+    checkpoints: int = 0
+    latest_checkpoint: Checkpoint | None = None
+    sessions: dict[str, SessionSummary] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return not any(f.is_error for f in self.findings)
+
+    def add(self, kind: FindingKind, detail: str, **where: Any) -> None:
+        self.findings.append(Finding(kind, detail, **where))
+
+    def raise_for_findings(self) -> None:
+        """The strict wrapper.
+
+        Raises:
+            IntegrityError: Listing every error finding, if there is one.
+        """
+        errors = [str(f) for f in self.findings if f.is_error]
+        if errors:
+            raise IntegrityError(
+                f"ledger verification failed with {len(errors)} finding(s):\n" + "\n".join(errors)
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        cp = self.latest_checkpoint
+        return {
+            "valid": self.valid,
+            "mode": self.mode,
+            "origin": self.origin,
+            "total_entries": self.total_entries,
+            "checkpoints": self.checkpoints,
+            "latest_checkpoint": (
+                {"size": cp.size, "root": base64.b64encode(cp.root).decode()} if cp else None
+            ),
+            "sessions": {
+                s.session: {
+                    "entries": s.entries,
+                    "manifests": s.manifests,
+                    "head_seq": s.head_seq,
+                    "session_manifest_hash": s.manifest_hash,
+                    "closed": s.closed,
+                }
+                for s in self.sessions.values()
+            },
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What a (possibly remote) entry checker needs; picklable."""
+
+    origin: str
+    genesis: bytes
+    trusted: tuple[bytes, ...]
+    line_session: str | None = None
+    all_lines: bool = False
+
+
+EntryChecker = Callable[[CheckContext, Sequence[bytes]], list[EntryCheck]]
+"""Checks a list of entry commits; :func:`check_entry_commits` or a parallel adapter."""
+
+
+# -- step 4: one entry commit ----------------------------------------------------------
+
+
+def _signature_finding(
+    commit: gitfmt.ParsedCommit, trusted: Mapping[bytes, PublicKey]
+) -> str | None:
+    """None if the commit carries a valid SSH signature by a trusted key, else why not."""
+    if commit.gpgsig is None:
+        return "commit is not signed"
+    try:
+        sig = sshsig.parse(commit.gpgsig)
+        key = trusted.get(sig.public_key.raw)
+        if key is None:
+            return f"commit is signed by untrusted key {sig.public_key.fingerprint}"
+        sshsig.verify(commit.gpgsig, commit.payload, key)
+    except AegisError as e:
+        return f"commit signature does not verify: {e.message}"
+    return None
+
+
+def _ident(time: str) -> str:
+    seconds = int(parse_time(time).timestamp())
+    return gitfmt.format_ident(COMMITTER_NAME, COMMITTER_EMAIL, seconds)
+
+
+def check_entry_commit(
+    reader: ObjectReader, ctx: CheckContext, trusted: Mapping[bytes, PublicKey], oid: bytes
+) -> EntryCheck:
+    """Step 4 for one commit: read it, check its entry, payload and signature."""
+    check = EntryCheck(oid, None)
+    hex_oid = oid.hex()
+    try:
+        commit = read_commit(reader, oid)
+        files = read_files(reader, commit)
+    except AegisError as e:
+        kind = FindingKind.OBJECT_MISSING if "missing" in e.message else FindingKind.OBJECT_CORRUPT
+        check.findings.append(Finding(kind, e.message, commit=hex_oid))
+        return check
+    data = files.get(ENTRY_FILE)
+    if data is None or len(files) != 1:
+        check.findings.append(
+            Finding(
+                FindingKind.ENTRY_MALFORMED,
+                "commit does not hold exactly entry.json",
+                commit=hex_oid,
+            )
+        )
+        return check
+    digest = leaf_hash(data)
+    try:
+        entry = Entry.from_bytes(data)
+    except MalformedData as e:
+        trailers = render.parse_trailers(commit.message)
+        index = trailers.get("Index")
+        check.findings.append(
+            Finding(
+                FindingKind.ENTRY_MALFORMED,
+                e.message,
+                index=int(index) if index and index.isdigit() else None,
+                session=trailers.get("Session"),
+                commit=hex_oid,
+            )
+        )
+        return check
+    where: dict[str, Any] = {"index": entry.index, "session": entry.session, "commit": hex_oid}
+    if len(commit.parents) != 1:
+        check.findings.append(
+            Finding(
+                FindingKind.PARENT_MISMATCH, "entry commit must have exactly one parent", **where
+            )
+        )
+    parent = commit.parents[0] if commit.parents else None
+    expected = gitfmt.commit_payload(
+        commit.tree,
+        list(commit.parents),
+        _ident(entry.time),
+        _ident(entry.time),
+        render.commit_message(entry, digest),
+    )
+    if commit.payload != expected:
+        check.findings.append(
+            Finding(
+                FindingKind.COMMIT_MISMATCH,
+                "commit message, trailers or identity differ from what the entry determines",
+                **where,
+            )
+        )
+    problem = _signature_finding(commit, trusted)
+    if problem:
+        check.findings.append(Finding(FindingKind.COMMIT_SIGNATURE, problem, **where))
+    if entry.ledger != ctx.origin:
+        check.findings.append(
+            Finding(FindingKind.WRONG_LEDGER, f"entry belongs to ledger {entry.ledger!r}", **where)
+        )
+    keep_body = entry.type == "manifest"
+    want_line = ctx.all_lines or entry.session == ctx.line_session
+    check.record = EntryRecord(
+        commit=oid,
+        parent=parent,
+        index=entry.index,
+        session=entry.session,
+        seq=entry.seq,
+        type=entry.type,
+        prev=entry.prev,
+        entry_hash=digest,
+        body=dict(entry.body) if keep_body else None,
+        line=render.verify_line(entry) if want_line else None,
+    )
+    return check
+
+
+def check_entry_commits(
+    reader: ObjectReader, ctx: CheckContext, oids: Sequence[bytes]
+) -> list[EntryCheck]:
+    trusted = {raw: PublicKey(raw) for raw in ctx.trusted}
+    return [check_entry_commit(reader, ctx, trusted, oid) for oid in oids]
+
+
+# -- the whole repository ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Signed:
+    """A checkpoint found in the repository; ``checkpoint`` is None if it did not verify."""
+
+    checkpoint: Checkpoint | None
+    commit: bytes
+    heads: tuple[bytes, ...] = ()
+    consistency: tuple[bytes, ...] | None = None
+
+
+def verify_repository(
+    reader: ObjectReader,
+    trusted_keys: Sequence[PublicKey],
+    *,
+    session: str | None = None,
+    trusted_checkpoint: Checkpoint | None = None,
+    checker: EntryChecker | None = None,
+    all_lines: bool = False,
+) -> Report:
+    """Replay the ledger in ``reader`` (see the module docstring for the steps).
+
+    Args:
+        reader: The repository.
+        trusted_keys: Ledger keys the verifier trusts; nothing else is trusted.
+        session: Report verify lines and the manifest hash of this session.
+        trusted_checkpoint: A checkpoint obtained out of band (e.g. the last one seen);
+            the ledger must contain it, or it was truncated or forked.
+        checker: Runs step 4 over a list of commits (default: in this process).
+        all_lines: Compute verify lines for every session.
+
+    Raises:
+        NotALedger: If the repository holds no AegisFlow ledger at all.
+        KeyMaterialError: If no trusted key is given.
+    """
+    if not trusted_keys:
+        raise KeyMaterialError("verification needs at least one trusted key")
+    refs = reader.refs()
+    report = Report(mode="ledger")
+    genesis_oid = refs.get(GENESIS_REF)
+    if genesis_oid is None or MAIN_REF not in refs:
+        raise NotALedger(
+            "not an AegisFlow ledger: no refs/aegisflow/genesis or refs/heads/main",
+            hint="pass the ledger repository (or a bundle made by aegisctl evidence export)",
+        )
+    trusted = {k.raw: k for k in trusted_keys}
+
+    # 1. genesis
+    origin, ghash = _check_genesis(reader, genesis_oid, trusted, report)
+    report.origin = origin
+    if origin is None or ghash is None:
+        return report
+
+    # 2. main: checkpoint chain or export commit
+    signed: list[_Signed] = []
+    export: dict[str, Any] | None = None
+    roots_for_discovery: list[bytes] = []
+    main_commit = _read_commit_or_report(reader, refs[MAIN_REF], report)
+    if main_commit is not None and EXPORT_FILE in _tree_names(reader, main_commit):
+        report.mode = "session-export"
+        export = _read_export(reader, refs[MAIN_REF], main_commit, origin, trusted, report, signed)
+        roots_for_discovery.extend(main_commit.parents)
+    elif main_commit is not None:
+        _walk_checkpoints(reader, refs[MAIN_REF], genesis_oid, origin, trusted, report, signed)
+        for s in signed:
+            roots_for_discovery.extend(s.heads)
+
+    # 3. discover entry commits
+    session_refs = {
+        name[len(SESSION_PREFIX) :]: oid
+        for name, oid in refs.items()
+        if name.startswith(SESSION_PREFIX)
+    }
+    order = _discover(reader, [*session_refs.values(), *roots_for_discovery], genesis_oid, report)
+
+    # 4. check each entry commit
+    ctx = CheckContext(
+        origin=origin,
+        genesis=genesis_oid,
+        trusted=tuple(trusted),
+        line_session=session,
+        all_lines=all_lines,
+    )
+    checks = (checker or (lambda c, o: check_entry_commits(reader, c, o)))(ctx, order)
+    records: list[EntryRecord] = []
+    for check in checks:
+        report.findings.extend(check.findings)
+        if check.record is not None:
+            records.append(check.record)
+
+    # 5. sessions
+    by_session = _check_sessions(records, ghash, genesis_oid, session_refs, report)
+
+    # 6. the global log
+    if export is None:
+        _check_log(records, signed, trusted_checkpoint, report)
+    else:
+        _check_inclusion(records, export, signed, report)
+
+    # 7. manifests
+    _check_manifests(by_session, signed, trusted, origin, report)
+
+    report.total_entries = len(records)
+    if not records:
+        report.add(FindingKind.EMPTY_LEDGER, "the ledger holds no entries")
+    return report
+
+
+def _tree_names(reader: ObjectReader, commit: gitfmt.ParsedCommit) -> set[str]:
+    try:
+        _kind, data = reader.read(commit.tree)
+        return {name for _mode, name, _oid in gitfmt.parse_tree(data)}
+    except AegisError:
+        return set()
+
+
+def _read_commit_or_report(
+    reader: ObjectReader, oid: bytes, report: Report
+) -> gitfmt.ParsedCommit | None:
+    try:
+        return read_commit(reader, oid)
+    except AegisError as e:
+        kind = FindingKind.OBJECT_MISSING if "missing" in e.message else FindingKind.OBJECT_CORRUPT
+        report.add(kind, e.message, commit=oid.hex())
+        return None
+
+
+def _check_genesis(
+    reader: ObjectReader, oid: bytes, trusted: Mapping[bytes, PublicKey], report: Report
+) -> tuple[str | None, str | None]:
+    commit = _read_commit_or_report(reader, oid, report)
+    if commit is None:
+        return None, None
+    try:
+        files = read_files(reader, commit)
+        data = files[GENESIS_FILE]
+        doc = Genesis.from_bytes(data)
+    except (AegisError, KeyError) as e:
+        report.add(FindingKind.BAD_GENESIS, f"genesis is unreadable: {e}", commit=oid.hex())
+        return None, None
+    if commit.parents:
+        report.add(FindingKind.BAD_GENESIS, "genesis commit has parents", commit=oid.hex())
+    problem = _signature_finding(commit, trusted)
+    if problem:
+        report.add(FindingKind.COMMIT_SIGNATURE, f"genesis: {problem}", commit=oid.hex())
+    return doc.ledger, genesis_hash(data)
+
+
+def _open_note(
+    text: bytes, origin: str, trusted: Mapping[bytes, PublicKey], report: Report, commit: str
+) -> Checkpoint | None:
+    try:
+        cp = open_checkpoint(text, [(origin, k) for k in trusted.values()])
+    except AegisError as e:
+        kind = (
+            FindingKind.CHECKPOINT_MALFORMED
+            if isinstance(e, MalformedData)
+            else FindingKind.CHECKPOINT_SIGNATURE
+        )
+        report.add(kind, e.message, commit=commit)
+        return None
+    return cp
+
+
+def _walk_checkpoints(
+    reader: ObjectReader,
+    tip: bytes,
+    genesis: bytes,
+    origin: str,
+    trusted: Mapping[bytes, PublicKey],
+    report: Report,
+    signed: list[_Signed],
+) -> None:
+    oid = tip
+    seen: set[bytes] = set()
+    chain: list[_Signed] = []
+    while oid != genesis:
+        if oid in seen:
+            report.add(FindingKind.CHECKPOINT_PARENT, "checkpoint chain loops", commit=oid.hex())
+            break
+        seen.add(oid)
+        commit = _read_commit_or_report(reader, oid, report)
+        if commit is None:
+            break
+        hex_oid = oid.hex()
+        problem = _signature_finding(commit, trusted)
+        if problem:
+            report.add(FindingKind.COMMIT_SIGNATURE, f"checkpoint: {problem}", commit=hex_oid)
+        if not commit.parents:
+            report.add(
+                FindingKind.CHECKPOINT_PARENT,
+                "checkpoint chain ends before reaching the genesis",
+                commit=hex_oid,
+            )
+            break
+        try:
+            note = read_files(reader, commit).get(CHECKPOINT_FILE)
+        except AegisError as e:
+            report.add(FindingKind.OBJECT_CORRUPT, e.message, commit=hex_oid)
+            note = None
+        cp = _open_note(note, origin, trusted, report, hex_oid) if note is not None else None
+        if note is None:
+            report.add(
+                FindingKind.CHECKPOINT_MALFORMED,
+                "commit on main holds no checkpoint",
+                commit=hex_oid,
+            )
+        # An unverified checkpoint (cp None) is kept: the entries under it are still checked.
+        chain.append(_Signed(cp, oid, tuple(commit.parents[1:])))
+        oid = commit.parents[0]
+    chain.reverse()
+    signed.extend(chain)
+    report.checkpoints = sum(1 for s in signed if s.checkpoint is not None)
+
+
+def _read_export(
+    reader: ObjectReader,
+    oid: bytes,
+    commit: gitfmt.ParsedCommit,
+    origin: str,
+    trusted: Mapping[bytes, PublicKey],
+    report: Report,
+    signed: list[_Signed],
+) -> dict[str, Any] | None:
+    hex_oid = oid.hex()
+    try:
+        data = read_files(reader, commit)[EXPORT_FILE]
+        export = json.loads(data)
+        if not isinstance(export, dict) or export.get("type") != EXPORT_TYPE:
+            raise MalformedData("not an AegisFlow session export")
+        if export.get("ledger") != origin:
+            raise MalformedData(f"export is of ledger {export.get('ledger')!r}, not {origin!r}")
+        latest_note = export["checkpoint"].encode()
+        others = export["checkpoints"]
+        if not isinstance(export["inclusion"], dict) or not isinstance(others, list):
+            raise MalformedData("export proofs are malformed")
+    except (AegisError, KeyError, ValueError, AttributeError, TypeError) as e:
+        report.add(FindingKind.BAD_BUNDLE, f"export commit is unreadable: {e}", commit=hex_oid)
+        return None
+    latest = _open_note(latest_note, origin, trusted, report, hex_oid)
+    if latest is None:
+        return None
+    for item in others:
+        try:
+            cp = _open_note(item["note"].encode(), origin, trusted, report, hex_oid)
+            proof = tuple(bytes.fromhex(h) for h in item["consistency"])
+        except (KeyError, ValueError, AttributeError, TypeError) as e:
+            report.add(
+                FindingKind.BAD_BUNDLE, f"export checkpoint is malformed: {e}", commit=hex_oid
+            )
+            continue
+        if cp is None:
+            continue
+        if not verify_consistency(cp.size, latest.size, cp.root, latest.root, proof):
+            report.add(
+                FindingKind.CHECKPOINT_MISMATCH,
+                f"checkpoint of size {cp.size} is not consistent with the newest ({latest.size})",
+                commit=hex_oid,
+            )
+            continue
+        signed.append(_Signed(cp, oid, consistency=proof))
+    signed.append(_Signed(latest, oid))
+    report.checkpoints = len(signed)
+    return export
+
+
+def _discover(
+    reader: ObjectReader, starts: Iterable[bytes], genesis: bytes, report: Report
+) -> list[bytes]:
+    """Every commit reachable from ``starts`` down to the genesis, each once."""
+    seen: set[bytes] = {genesis}
+    order: list[bytes] = []
+    stack = [oid for oid in starts if oid != genesis]
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        order.append(oid)
+        try:
+            kind, data = reader.read(oid)
+            if kind != "commit":
+                raise MalformedData(f"object {oid.hex()} is a {kind}, not a commit")
+            parents = gitfmt.parse_commit(data).parents
+        except AegisError:
+            continue  # reported when the commit is checked
+        stack.extend(p for p in parents if p not in seen)
+    return order
+
+
+# -- step 5: sessions ---------------------------------------------------------------
+
+
+def _check_sessions(
+    records: list[EntryRecord],
+    ghash: str,
+    genesis: bytes,
+    session_refs: Mapping[str, bytes],
+    report: Report,
+) -> dict[str, list[EntryRecord]]:
+    by_session: dict[str, list[EntryRecord]] = defaultdict(list)
+    for r in records:
+        by_session[r.session].append(r)
+    for name, recs in by_session.items():
+        recs.sort(key=lambda r: (r.seq, r.index))
+        by_seq: dict[int, list[EntryRecord]] = defaultdict(list)
+        for r in recs:
+            by_seq[r.seq].append(r)
+        summary = SessionSummary(name)
+        report.sessions[name] = summary
+        for seq, group in sorted(by_seq.items()):
+            if len(group) > 1:
+                report.add(
+                    FindingKind.FORK,
+                    f"{len(group)} entries claim seq {seq}",
+                    session=name,
+                    index=group[1].index,
+                    commit=group[1].commit.hex(),
+                )
+        for r in recs:
+            where: dict[str, Any] = {"index": r.index, "session": name, "commit": r.commit.hex()}
+            if r.seq == 0:
+                prev_ok = r.prev == ghash
+                parent_ok = r.parent == genesis
+            else:
+                before = by_seq.get(r.seq - 1, [])
+                prev_ok = any(b.entry_hash.hex() == r.prev for b in before)
+                parent_ok = any(b.commit == r.parent for b in before)
+                if not before:
+                    report.add(FindingKind.SEQ_GAP, f"no entry with seq {r.seq - 1}", **where)
+            if not prev_ok:
+                report.add(
+                    FindingKind.PREV_MISMATCH,
+                    "prev does not equal the hash of the session's previous entry",
+                    **where,
+                )
+            if not parent_ok:
+                report.add(
+                    FindingKind.PARENT_MISMATCH,
+                    "git parent is not the commit of the session's previous entry",
+                    **where,
+                )
+            if r.type == "manifest":
+                summary.manifests += 1
+                summary.manifest_hash = r.entry_hash.hex()
+                summary.closed = bool(r.body and r.body.get("final") is True)
+            else:
+                summary.entries += 1
+            if r.line is not None:
+                summary.lines.append(r.line)
+        newest = recs[-1]
+        summary.head_seq = newest.seq
+        ref = session_refs.get(name)
+        if ref is None:
+            report.add(
+                FindingKind.REF_MISSING,
+                "session has entries but no refs/sessions ref",
+                session=name,
+                commit=newest.commit.hex(),
+            )
+        elif ref != newest.commit:
+            at = next((r for r in recs if r.commit == ref), None)
+            if at is None:
+                report.add(
+                    FindingKind.REF_FORGED,
+                    "session ref points at a commit that is not an entry of this session",
+                    session=name,
+                    commit=ref.hex(),
+                )
+            else:
+                newer = [r.type for r in recs if r.seq > at.seq]
+                what = "a manifest" if "manifest" in newer else f"{len(newer)} newer entries"
+                report.add(
+                    FindingKind.REF_BEHIND,
+                    f"session ref is at seq {at.seq}, behind {what}",
+                    session=name,
+                    index=at.index,
+                    commit=ref.hex(),
+                )
+    for name, ref in session_refs.items():
+        if name not in by_session:
+            report.add(
+                FindingKind.REF_FORGED,
+                "session ref points at a commit that is not an entry of this session",
+                session=name,
+                commit=ref.hex(),
+            )
+    return by_session
+
+
+# -- step 6: the global log ---------------------------------------------------------
+
+
+def _check_log(
+    records: list[EntryRecord],
+    signed: list[_Signed],
+    trusted_checkpoint: Checkpoint | None,
+    report: Report,
+) -> None:
+    by_index: dict[int, list[EntryRecord]] = defaultdict(list)
+    for r in records:
+        by_index[r.index].append(r)
+    for index, group in by_index.items():
+        for extra in group[1:]:
+            report.add(
+                FindingKind.DUPLICATE_INDEX,
+                f"{len(group)} entries claim index {index}",
+                index=index,
+                session=extra.session,
+                commit=extra.commit.hex(),
+            )
+    top = max(by_index, default=-1) + 1
+    missing_from: int | None = None
+    for index in range(top + 1):
+        if index < top and index not in by_index:
+            if missing_from is None:
+                missing_from = index
+        elif missing_from is not None:
+            span = (
+                f"{missing_from}" if index - 1 == missing_from else f"{missing_from}..{index - 1}"
+            )
+            report.add(FindingKind.INDEX_GAP, f"no entry with index {span}", index=missing_from)
+            missing_from = None
+
+    verified = [(s.checkpoint, s) for s in signed if s.checkpoint is not None]
+    sizes = sorted({cp.size for cp, _ in verified})
+    previous = -1
+    for cp, s in verified:
+        if cp.size < previous:
+            report.add(
+                FindingKind.CHECKPOINT_REGRESSION,
+                f"checkpoint size {cp.size} is below its predecessor's {previous}",
+                commit=s.commit.hex(),
+            )
+        previous = max(previous, cp.size)
+    wanted: dict[int, bytes | None] = dict.fromkeys(sizes)
+    if trusted_checkpoint is not None:
+        wanted.setdefault(trusted_checkpoint.size, None)
+    tree = CompactRange()
+    if 0 in wanted:
+        wanted[0] = tree.root()
+    for index in range(top):
+        run = by_index.get(index)
+        if not run or len(run) > 1:
+            break
+        tree.append(run[0].entry_hash)
+        if tree.size in wanted:
+            wanted[tree.size] = tree.root()
+    contiguous = tree.size
+
+    index_of = {r.commit: r.index for r in records}
+    for cp, s in verified:
+        hex_oid = s.commit.hex()
+        got = wanted.get(cp.size)
+        if got is None:
+            report.add(
+                FindingKind.TRUNCATED,
+                f"signed checkpoint covers {cp.size} entries but only {contiguous} "
+                "contiguous entries are present",
+                index=contiguous,
+                commit=hex_oid,
+            )
+        elif got != cp.root:
+            report.add(
+                FindingKind.CHECKPOINT_MISMATCH,
+                f"Merkle root of the first {cp.size} entries differs from the signed checkpoint",
+                commit=hex_oid,
+            )
+        for head in s.heads:
+            idx = index_of.get(head)
+            if idx is None or idx >= cp.size:
+                report.add(
+                    FindingKind.CHECKPOINT_PARENT,
+                    "checkpoint parent is not an entry it covers",
+                    commit=head.hex(),
+                )
+    if trusted_checkpoint is not None:
+        got = wanted.get(trusted_checkpoint.size)
+        if got is None:
+            report.add(
+                FindingKind.TRUNCATED,
+                f"the trusted checkpoint covers {trusted_checkpoint.size} entries but only "
+                f"{contiguous} contiguous entries are present",
+                index=contiguous,
+            )
+        elif got != trusted_checkpoint.root:
+            report.add(
+                FindingKind.TRUSTED_CHECKPOINT_MISMATCH,
+                f"the first {trusted_checkpoint.size} entries do not match the trusted checkpoint",
+            )
+
+    if records and not verified:
+        report.add(FindingKind.UNSIGNED, "no checkpoint signed by a trusted key covers the ledger")
+    elif verified:
+        latest = max((cp for cp, _ in verified), key=lambda cp: cp.size)
+        report.latest_checkpoint = latest
+        if len(records) > latest.size:
+            report.add(
+                FindingKind.UNCOVERED,
+                f"{len(records) - latest.size} entries are newer than the latest checkpoint",
+                index=latest.size,
+            )
+
+
+def _check_inclusion(
+    records: list[EntryRecord], export: Mapping[str, Any], signed: list[_Signed], report: Report
+) -> None:
+    if not signed:
+        report.add(FindingKind.UNSIGNED, "the export holds no checkpoint signed by a trusted key")
+        return
+    latest = signed[-1].checkpoint
+    if latest is None:  # export checkpoints are only kept once verified
+        return
+    report.latest_checkpoint = latest
+    proofs = export.get("inclusion", {})
+    seen: set[int] = set()
+    for r in records:
+        where: dict[str, Any] = {"index": r.index, "session": r.session, "commit": r.commit.hex()}
+        if r.index in seen:
+            report.add(FindingKind.DUPLICATE_INDEX, f"two entries claim index {r.index}", **where)
+        seen.add(r.index)
+        try:
+            proof = [bytes.fromhex(h) for h in proofs[str(r.index)]]
+        except (KeyError, ValueError, TypeError):
+            report.add(FindingKind.INCLUSION, "no inclusion proof for this entry", **where)
+            continue
+        if not verify_inclusion(r.entry_hash, r.index, latest.size, proof, latest.root):
+            report.add(
+                FindingKind.INCLUSION,
+                f"entry is not included in the signed checkpoint of size {latest.size}",
+                **where,
+            )
+
+
+# -- step 7: manifests --------------------------------------------------------------
+
+
+def _check_manifests(
+    by_session: Mapping[str, list[EntryRecord]],
+    signed: list[_Signed],
+    trusted: Mapping[bytes, PublicKey],
+    origin: str,
+    report: Report,
+) -> None:
+    known = {(s.checkpoint.size, s.checkpoint.root) for s in signed if s.checkpoint is not None}
+    keys_by_id = {k.key_id: k for k in trusted.values()}
+    for name, recs in by_session.items():
+        by_seq = {r.seq: r for r in recs}
+        for r in recs:
+            if r.type != "manifest" or r.body is None:
+                continue
+            where: dict[str, Any] = {"index": r.index, "session": name, "commit": r.commit.hex()}
+            try:
+                manifest, signature = parse_manifest_body(r.body)
+            except (MalformedData, binascii.Error) as e:
+                report.add(
+                    FindingKind.MANIFEST_MISMATCH,
+                    e.message if isinstance(e, AegisError) else str(e),
+                    **where,
+                )
+                continue
+            key = keys_by_id.get(manifest.key_id)
+            if key is None or not manifest.verify(signature, key):
+                report.add(
+                    FindingKind.MANIFEST_SIGNATURE,
+                    "manifest is not signed by a trusted key",
+                    **where,
+                )
+            covered = [by_seq.get(seq) for seq in range(manifest.first_seq, manifest.last_seq + 1)]
+            problems = []
+            if manifest.ledger != origin or manifest.session != name:
+                problems.append("names another ledger or session")
+            if manifest.last_seq != r.seq - 1:
+                problems.append("does not end at the entry before it")
+            if any(c is None for c in covered):
+                problems.append("covers entries that are missing")
+            else:
+                present = [c for c in covered if c is not None]
+                if present[0].index != manifest.first_index or (
+                    present[-1].index != manifest.last_index
+                ):
+                    problems.append("index range differs from the entries")
+                if root([c.entry_hash for c in present]) != manifest.session_root:
+                    problems.append("session root differs from the entries")
+            for problem in problems:
+                report.add(FindingKind.MANIFEST_MISMATCH, f"manifest {problem}", **where)
+            if (manifest.checkpoint_size, manifest.checkpoint_root) not in known:
+                report.add(
+                    FindingKind.MANIFEST_CHECKPOINT,
+                    f"manifest names a checkpoint of size {manifest.checkpoint_size} that is "
+                    "not among the verified checkpoints",
+                    **where,
+                )
