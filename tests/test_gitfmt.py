@@ -363,6 +363,9 @@ def test_format_ident(offset: int, zone: str) -> None:
         ("a", "a@b", 2**63, 0),
         ("a", "a@b", 0, 1440),
         ("a", "a@b", 0, -1440),
+        ("a", "a@b", 1.5, 0),
+        ("a", "a@b", True, 0),
+        ("a", "a@b", 0, 1.0),
     ],
 )
 def test_format_ident_rejects(name: str, email: str, when: int, offset: int) -> None:

@@ -76,7 +76,8 @@ def test_manifest_closes_session(memory_ledger: Ledger) -> None:
     for n in range(3):
         memory_ledger.append("sess-1", "decision", decision(n))
     receipt = memory_ledger.close_session("sess-1")
-    assert receipt.type == "manifest" and receipt.seq == 3
+    assert receipt.type == "manifest"
+    assert receipt.seq == 3
     with pytest.raises(SessionClosed):
         memory_ledger.append("sess-1", "decision", decision(9))
     with pytest.raises(SessionClosed):
@@ -107,7 +108,8 @@ def test_reopen_recovers_state(make_git_ledger: Callable[[], Ledger]) -> None:
     again = make_git_ledger()
     assert again.size == 10
     head = again.head("s1")
-    assert head is not None and head.entry_hash.hex() == receipts[7].entry_hash
+    assert head is not None
+    assert head.entry_hash.hex() == receipts[7].entry_hash
     nxt = again.append("s1", "decision", decision(10))
     assert (nxt.index, nxt.seq) == (10, 3)
     history = session_history(again.storage, bytes.fromhex(nxt.commit), again._state.genesis_commit)
@@ -125,13 +127,13 @@ def test_close_writes_covering_checkpoint(make_git_ledger: Callable[[], Ledger])
     storage.close()
 
 
-def test_single_writer_lock(make_git_ledger: Callable[[], Ledger], git_path) -> None:  # noqa: ANN001
+def test_single_writer_lock(make_git_ledger: Callable[[], Ledger], git_path) -> None:
     make_git_ledger()
     with pytest.raises(LedgerLocked):
         GitStorage(git_path, writable=True)
 
 
-def test_not_a_ledger(tmp_path, signer: Signer) -> None:  # noqa: ANN001
+def test_not_a_ledger(tmp_path, signer: Signer) -> None:
     with pytest.raises(NotALedger):
         GitStorage(tmp_path)
     empty = GitStorage.init(tmp_path / "empty.git")

@@ -698,3 +698,12 @@ def test_compact_range_is_not_hashable_and_compares_by_value() -> None:
         hash(cr)
     assert cr != object()
     assert "size=0" in repr(cr)
+
+
+@given(st.integers(min_value=1, max_value=80), st.data())
+def test_inclusion_proofs_batch_equals_single(size: int, data: st.DataObject) -> None:
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    wanted = data.draw(st.lists(st.integers(0, size - 1), max_size=10))
+    proofs = merkle.inclusion_proofs(leaves, wanted)
+    for index in wanted:
+        assert proofs[index] == merkle.inclusion_proof(leaves, index)

@@ -118,6 +118,19 @@ def test_key_id_definition() -> None:
 # -- signed note: our own round trips --------------------------------------------------
 
 
+def test_every_single_byte_change_of_the_spec_note_is_caught() -> None:
+    name, key = note.parse_verifier_key(SPEC_VKEY)
+    data = SPEC_NOTE.encode()
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x01
+        try:
+            parsed = note.parse_note(bytes(bad))
+        except MalformedData:
+            continue
+        assert not note.verify_note(parsed, name, key), f"byte {i} change went unnoticed"
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -375,6 +388,15 @@ def test_golden_checkpoint_vector() -> None:
     assert raw[:4] == hashlib.sha256(ORIGIN.encode() + b"\n\x01" + pub).digest()[:4]
     Ed25519PublicKey.from_public_bytes(pub).verify(raw[4:], (text + "\n").encode())
     assert open_checkpoint(GOLDEN_CHECKPOINT, [(ORIGIN, PublicKey(pub))]) == cp
+
+
+def test_every_single_byte_change_of_the_golden_checkpoint_fails() -> None:
+    data = GOLDEN_CHECKPOINT.encode()
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x01
+        with pytest.raises((MalformedData, SignatureError)):
+            open_checkpoint(bytes(bad), [(ORIGIN, LOG.public_key)])
 
 
 def _tamper_size(signed: str) -> str:

@@ -217,6 +217,15 @@ def test_every_flipped_signature_byte_fails() -> None:
             sshsig.verify(_armor(bytes(bad)), MESSAGE, SIGNER.public_key)
 
 
+def test_every_single_byte_change_of_the_blob_fails() -> None:
+    blob = _blob()
+    for i in range(len(blob)):
+        bad = bytearray(blob)
+        bad[i] ^= 0x01
+        with pytest.raises((MalformedData, SignatureError)):
+            sshsig.verify(_armor(bytes(bad)), MESSAGE, SIGNER.public_key)
+
+
 @pytest.mark.parametrize(
     ("armored", "match"),
     [

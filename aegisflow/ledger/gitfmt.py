@@ -265,9 +265,9 @@ class Ident:
                 raise InvalidEntry(f"ident {label} {value!r} contains '<', '>', newline or NUL")
         if not self.name or self.name != self.name.strip():
             raise InvalidEntry(f"ident name {self.name!r} is empty or has surrounding spaces")
-        if isinstance(self.unix_time, bool) or not 0 <= self.unix_time <= MAX_TIMESTAMP:
+        if type(self.unix_time) is not int or not 0 <= self.unix_time <= MAX_TIMESTAMP:
             raise InvalidEntry(f"ident time {self.unix_time!r} is outside 0 .. 2**63 - 1")
-        if isinstance(self.offset_minutes, bool) or not (
+        if type(self.offset_minutes) is not int or not (
             -MAX_OFFSET_MINUTES <= self.offset_minutes <= MAX_OFFSET_MINUTES
         ):
             raise InvalidEntry(f"ident offset {self.offset_minutes!r} minutes is out of range")

@@ -28,6 +28,7 @@ __all__ = [
     "CompactRange",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proofs",
     "leaf_hash",
     "node_hash",
     "root",
@@ -132,6 +133,53 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
             lo = mid
     path.reverse()
     return path
+
+
+def inclusion_proofs(leaves: Sequence[bytes], indices: Sequence[int]) -> dict[int, list[bytes]]:
+    """Audit paths of many leaves at once, hashing the tree a single time.
+
+    Keeps every level of the tree (about twice the leaves in memory) and reads each path
+    bottom-up: the sibling at each level where one exists; an unpaired last node has no
+    sibling at its level and is promoted, exactly as in :func:`inclusion_proof`.
+
+    Args:
+        leaves: All leaf hashes of the tree, 32 bytes each.
+        indices: Zero-based positions whose paths are wanted.
+
+    Returns:
+        ``{index: proof}`` for every requested index.
+
+    Raises:
+        InputError: If an index is not in ``[0, len(leaves))``.
+        MalformedData: If any leaf hash is not 32 bytes long.
+    """
+    size = len(leaves)
+    for index in indices:
+        if not 0 <= index < size:
+            raise InputError(f"leaf index {index} is outside a tree of size {size}")
+    _check_hashes(leaves, "leaf hash")
+    levels: list[Sequence[bytes]] = [leaves]
+    sha256 = hashlib.sha256
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        paired = [
+            sha256(_NODE_PREFIX + left + right).digest()
+            for left, right in zip(level[0::2], level[1::2], strict=False)
+        ]
+        if len(level) & 1:
+            paired.append(level[-1])
+        levels.append(paired)
+    proofs: dict[int, list[bytes]] = {}
+    for index in indices:
+        path: list[bytes] = []
+        i = index
+        for level in levels[:-1]:
+            sibling = i ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            i >>= 1
+        proofs[index] = path
+    return proofs
 
 
 def verify_inclusion(

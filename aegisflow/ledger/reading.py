@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aegisflow.errors import MalformedData
+from aegisflow.errors import InputError, MalformedData
 from aegisflow.ledger import gitfmt
 from aegisflow.ledger.entry import Entry
 from aegisflow.ledger.merkle import leaf_hash
-from aegisflow.ledger.storage import ObjectReader
+from aegisflow.ledger.storage import GENESIS_REF, SESSION_PREFIX, ObjectReader
 
 ENTRY_FILE = "entry.json"
 
@@ -90,6 +90,69 @@ def session_history(
     while oid != genesis:
         stored = read_entry(reader, oid)
         out.append((stored.entry.seq, stored.entry.index, stored.entry_hash))
+        if len(stored.commit.parents) != 1:
+            raise MalformedData(f"entry commit {oid.hex()} does not have exactly one parent")
+        oid = stored.commit.parents[0]
+    out.reverse()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as listed by ``aegisctl evidence sessions``."""
+
+    session: str
+    head: bytes
+    entries: int
+    last_index: int
+    last_type: str
+    last_time: str
+    closed: bool
+
+
+def list_sessions(reader: ObjectReader) -> list[SessionInfo]:
+    """Every session ref with its head entry, sorted by session id.
+
+    Raises:
+        MalformedData: If a head commit does not hold a valid entry.
+        ObjectMissing: If a head object is absent.
+    """
+    out = []
+    for name, oid in sorted(reader.refs().items()):
+        if not name.startswith(SESSION_PREFIX):
+            continue
+        head = read_entry(reader, oid).entry
+        out.append(
+            SessionInfo(
+                session=name[len(SESSION_PREFIX) :],
+                head=oid,
+                entries=head.seq + 1,
+                last_index=head.index,
+                last_type=head.type,
+                last_time=head.time,
+                closed=head.type == "manifest" and head.body.get("final") is True,
+            )
+        )
+    return out
+
+
+def session_entries(reader: ObjectReader, session: str) -> list[StoredEntry]:
+    """The entries of ``session``, oldest first, following git parents from its ref.
+
+    Raises:
+        InputError: If the session has no ref.
+        MalformedData: If the chain is malformed.
+        ObjectMissing: If an object is absent.
+    """
+    refs = reader.refs()
+    oid = refs.get(SESSION_PREFIX + session)
+    if oid is None:
+        raise InputError(f"no session {session!r} in this ledger")
+    genesis = refs.get(GENESIS_REF)
+    out: list[StoredEntry] = []
+    while oid != genesis:
+        stored = read_entry(reader, oid)
+        out.append(stored)
         if len(stored.commit.parents) != 1:
             raise MalformedData(f"entry commit {oid.hex()} does not have exactly one parent")
         oid = stored.commit.parents[0]

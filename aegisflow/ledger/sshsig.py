@@ -21,9 +21,10 @@ Armor: ``-----BEGIN SSH SIGNATURE-----``, the base64 of the blob wrapped at 70 c
 ``-----END SSH SIGNATURE-----``. :func:`sign` returns it **without** a trailing newline,
 which is what ``pygit2.Repository.create_commit_with_signature`` needs: libgit2 appends
 the header's final newline itself, so a trailing newline in the signature would leave a
-stray `` `` (space-only) continuation line in the ``gpgsig`` header. ``ssh-keygen -Y sign``
-writes the same text followed by ``"\\n"``, and git hands signatures back with that newline;
-:func:`parse` and :func:`verify` accept either form.
+stray continuation line holding a single space in the ``gpgsig`` header (git still
+verifies it, but the commit is no longer byte-identical to ``git commit -S``).
+``ssh-keygen -Y sign`` writes the same text followed by ``"\\n"``, and git hands signatures
+back with that newline; :func:`parse` and :func:`verify` accept either form.
 """
 
 from __future__ import annotations

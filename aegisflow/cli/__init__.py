@@ -1,0 +1,1 @@
+"""Command-line adapters: ``aegisctl`` (operators and auditors) and ``aegisflow``."""

@@ -1,0 +1,251 @@
+"""``aegisctl evidence``: list, show, export and verify the evidence ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aegisflow.cli.status import Exit
+from aegisflow.config import Paths
+from aegisflow.errors import InputError, KeyMaterialError
+from aegisflow.keys import PublicKey, load_public_keys
+from aegisflow.ledger.bundle import export_all, export_session, verify_bundle
+from aegisflow.ledger.checkpoint import Checkpoint, open_checkpoint
+from aegisflow.ledger.entry import validate_session_id
+from aegisflow.ledger.gitstore import GitStorage
+from aegisflow.ledger.parallel import parallel_checker
+from aegisflow.ledger.reading import list_sessions, session_entries
+from aegisflow.ledger.render import subject
+from aegisflow.ledger.verify import Report, verify_repository
+
+app = typer.Typer(help="Inspect, export and verify the evidence ledger.", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="AegisFlow home (default: $AEGISFLOW_HOME or .)")
+]
+RepoOption = Annotated[
+    Path | None, typer.Option("--repo", help="Ledger repository (default: <home>/ledger)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout")]
+
+
+def _repo(home: Path | None, repo: Path | None) -> Path:
+    return repo or Paths.from_env(home).ledger
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@app.command("sessions")
+def sessions(home: HomeOption = None, repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """List the sessions in the ledger."""
+    storage = GitStorage(_repo(home, repo))
+    try:
+        infos = list_sessions(storage)
+    finally:
+        storage.close()
+    if as_json:
+        out.print_json(
+            data=[
+                {
+                    "session": i.session,
+                    "entries": i.entries,
+                    "last_index": i.last_index,
+                    "last_type": i.last_type,
+                    "last_time": i.last_time,
+                    "closed": i.closed,
+                    "head": i.head.hex(),
+                }
+                for i in infos
+            ]
+        )
+        return
+    if not infos:
+        err.print("no sessions in this ledger")
+        return
+    table = Table("session", "entries", "last entry", "last time", "closed", box=None)
+    for i in infos:
+        table.add_row(
+            i.session, str(i.entries), f"#{i.last_index} {i.last_type}", i.last_time,
+            "yes" if i.closed else "no",
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    session: Annotated[str, typer.Argument(help="Session id")],
+    home: HomeOption = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show every entry of one session, oldest first."""
+    validate_session_id(session)
+    storage = GitStorage(_repo(home, repo))
+    try:
+        entries = session_entries(storage, session)
+    finally:
+        storage.close()
+    if as_json:
+        out.print_json(
+            data=[
+                {**s.entry.to_dict(), "entry_hash": s.entry_hash.hex(), "commit": s.commit_id.hex()}
+                for s in entries
+            ]
+        )
+        return
+    table = Table("seq", "index", "time", "entry", "entry hash", box=None)
+    for s in entries:
+        table.add_row(
+            str(s.entry.seq), str(s.entry.index), s.entry.time, subject(s.entry),
+            s.entry_hash.hex()[:16],
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command("export")
+def export(
+    out_file: Annotated[Path, typer.Option("--out", help="Bundle file to write")],
+    session: Annotated[str | None, typer.Option("--session", help="Export one session")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Export the whole ledger")] = False,
+    home: HomeOption = None,
+    repo: RepoOption = None,
+) -> None:
+    """Write a git bundle of one session (--session) or of the whole ledger (--all)."""
+    if (session is None) == (not all_):
+        raise InputError("give exactly one of --session SESSION or --all")
+    path = _repo(home, repo)
+    with _progress() as progress:
+        task: TaskID = progress.add_task("exporting", total=None)
+
+        def step(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total or None)
+
+        if session is not None:
+            info = export_session(path, session, out_file, progress=step)
+        else:
+            info = export_all(path)(out_file)
+    what = f"session {session}" if session else "ledger"
+    err.print(f"exported {what} to {info.path} ({info.bytes} bytes)")
+
+
+def _trusted(home: Path | None, files: list[Path] | None) -> list[PublicKey]:
+    if files:
+        return load_public_keys(files)
+    default = Paths.from_env(home).ledger_public_key
+    if not default.exists():
+        raise KeyMaterialError(
+            "no trusted key given",
+            hint="pass --trusted-key FILE (the ledger's public key, obtained out of band)",
+        )
+    return load_public_keys([default])
+
+
+def _print_report(report: Report, session: str | None, origin_hint: str) -> None:
+    if session is not None:
+        summary = report.sessions.get(session)
+        err.print(f"verifying session {session}...")
+        for line in summary.lines if summary else []:
+            out.print(line)
+        total = summary.entries if summary else 0
+    else:
+        err.print(f"verifying {origin_hint}...")
+        total = report.total_entries
+    for finding in report.findings:
+        if not finding.is_error:
+            err.print(f"warning: {finding}")
+    if report.valid and (session is None or report.sessions.get(session)):
+        out.print(f"valid: true, total_entries: {total}, audit log integrity verified")
+        if session is not None:
+            summary = report.sessions[session]
+            out.print(f"session_manifest_hash: {summary.manifest_hash or 'none (session open)'}")
+        elif report.latest_checkpoint is not None:
+            cp = report.latest_checkpoint
+            out.print(f"checkpoint: {cp.origin} size {cp.size} root {cp.root.hex()}")
+        return
+    errors = [f for f in report.findings if f.is_error]
+    if session is not None and session not in report.sessions:
+        out.print(f"valid: false, session {session} is not in this evidence")
+    out.print(f"valid: false, total_entries: {total}, {len(errors)} findings")
+    for finding in errors:
+        out.print(f"  {finding}")
+
+
+@app.command("verify")
+def verify(
+    repo: RepoOption = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Verify a bundle file")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Session to report")] = None,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option("--trusted-key", help="Trusted ledger public key file (repeatable)"),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="A signed checkpoint seen earlier: must be contained"),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (0: one per CPU)")] = 0,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay the ledger (or a bundle) and check every hash, link and signature."""
+    if repo is not None and bundle is not None:
+        raise InputError("give --repo or --bundle, not both")
+    if session is not None:
+        validate_session_id(session)
+    keys = _trusted(home, trusted_key)
+    trusted_cp: Checkpoint | None = None
+    if checkpoint is not None:
+        try:
+            trusted_cp = open_checkpoint(checkpoint.read_bytes(), keys)
+        except OSError as e:
+            raise InputError(f"cannot read checkpoint {checkpoint}: {e.strerror}") from e
+    count = workers or None
+    if bundle is not None:
+        target = f"bundle {bundle}"
+        report = verify_bundle(
+            bundle,
+            keys,
+            session=session,
+            trusted_checkpoint=trusted_cp,
+            checker_for=lambda path: parallel_checker(path, count),
+        )
+    else:
+        path = _repo(home, repo)
+        target = f"ledger {path}"
+        storage = GitStorage(path)
+        try:
+            report = verify_repository(
+                storage,
+                keys,
+                session=session,
+                trusted_checkpoint=trusted_cp,
+                checker=parallel_checker(path, count),
+            )
+        finally:
+            storage.close()
+    if as_json:
+        data: dict[str, Any] = report.to_dict()
+        if session is not None and session in report.sessions:
+            data["lines"] = report.sessions[session].lines
+        out.print(json.dumps(data, indent=2), markup=False)
+    else:
+        _print_report(report, session, target)
+    if not report.valid or (session is not None and session not in report.sessions):
+        raise typer.Exit(Exit.VERIFY_FAILED)

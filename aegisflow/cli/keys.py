@@ -1,0 +1,68 @@
+"""``aegisctl keys``: create and show the ledger signing key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aegisflow.config import SIGNER_PRINCIPAL, Paths
+from aegisflow.keys import Signer, load_signer, public_path, save_signer
+from aegisflow.ledger.note import verifier_key
+from aegisflow.ledger.sshsig import allowed_signers_line
+
+app = typer.Typer(help="Create and show signing keys.", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="AegisFlow home (default: $AEGISFLOW_HOME or .)")
+]
+
+
+def _write_allowed_signers(paths: Paths, signer: Signer) -> None:
+    line = allowed_signers_line(SIGNER_PRINCIPAL, signer.public_key) + "\n"
+    path = paths.allowed_signers
+    existing = path.read_text() if path.exists() else ""
+    if line not in existing:
+        path.write_text(existing + line)
+
+
+@app.command("init")
+def init(home: HomeOption = None) -> None:
+    """Create the ledger signing key (Ed25519, mode 0600) unless it exists.
+
+    Also writes keys/allowed_signers so plain git can check commit signatures. An
+    existing key is never overwritten.
+    """
+    paths = Paths.from_env(home)
+    if paths.ledger_key.exists():
+        signer = load_signer(paths.ledger_key)
+        out.print(f"ledger key exists: {paths.ledger_key} ({signer.public_key.fingerprint})")
+    else:
+        signer = Signer.generate()
+        save_signer(signer, paths.ledger_key, comment=SIGNER_PRINCIPAL)
+        out.print(f"created ledger key {paths.ledger_key} ({signer.public_key.fingerprint})")
+    _write_allowed_signers(paths, signer)
+    out.print(f"public key:      {public_path(paths.ledger_key)}")
+    out.print(f"allowed signers: {paths.allowed_signers}")
+
+
+@app.command("show")
+def show(
+    home: HomeOption = None,
+    origin: Annotated[
+        str | None, typer.Option(help="Also print the C2SP verifier key for this origin")
+    ] = None,
+) -> None:
+    """Print the ledger public key, its fingerprint and allowed_signers line."""
+    paths = Paths.from_env(home)
+    signer = load_signer(paths.ledger_key)
+    key = signer.public_key
+    out.print(f"fingerprint:     {key.fingerprint}")
+    out.print(f"key id:          {key.key_id}")
+    out.print(f"public key:      {key.openssh(SIGNER_PRINCIPAL)}")
+    out.print(f"allowed_signers: {allowed_signers_line(SIGNER_PRINCIPAL, key)}")
+    if origin:
+        out.print(f"verifier key:    {verifier_key(origin, key)}")
