@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import stat
@@ -61,7 +62,7 @@ class PublicKey:
         if len(signature) != 64:
             return False
         try:
-            nacl.signing.VerifyKey(self.raw).verify(message, signature)
+            _verify_key(self.raw).verify(message, signature)
         except nacl.exceptions.BadSignatureError:
             return False
         return True
@@ -94,6 +95,11 @@ class PublicKey:
         if alg != ED25519_ALG or rest:
             raise KeyMaterialError("OpenSSH public key blob is not ssh-ed25519")
         return cls(key)
+
+
+@functools.lru_cache(maxsize=64)
+def _verify_key(raw: bytes) -> nacl.signing.VerifyKey:
+    return nacl.signing.VerifyKey(raw)
 
 
 class Signer:

@@ -182,6 +182,7 @@ def test_module_imports_only_stdlib_hashing_and_errors() -> None:
             imported.add(node.module or "")
     assert imported <= {
         "__future__",
+        "functools",
         "hashlib",
         "re",
         "struct",

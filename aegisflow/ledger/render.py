@@ -37,6 +37,8 @@ def one_line(value: Any, limit: int = FIELD_LIMIT) -> str:
     (newlines, controls, bidi overrides, line separators) become ``\\uXXXX``.
     """
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(text) <= limit and text.isprintable() and "\u2028" not in text and "\u2029" not in text:
+        return text
     out = "".join(
         ch if ch.isprintable() and ch not in "\u2028\u2029" else f"\\u{ord(ch):04x}" for ch in text
     )
