@@ -217,29 +217,37 @@ def verify(
         except OSError as e:
             raise InputError(f"cannot read checkpoint {checkpoint}: {e.strerror}") from e
     count = workers or None
-    if bundle is not None:
-        target = f"bundle {bundle}"
-        report = verify_bundle(
-            bundle,
-            keys,
-            session=session,
-            trusted_checkpoint=trusted_cp,
-            checker_for=lambda path: parallel_checker(path, count),
-        )
-    else:
-        path = _repo(home, repo)
-        target = f"ledger {path}"
-        storage = GitStorage(path)
-        try:
-            report = verify_repository(
-                storage,
+    with _progress() as bar:
+        task = bar.add_task("verifying", total=None)
+
+        def step(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total or None)
+
+        if bundle is not None:
+            target = f"bundle {bundle}"
+            report = verify_bundle(
+                bundle,
                 keys,
                 session=session,
                 trusted_checkpoint=trusted_cp,
-                checker=parallel_checker(path, count),
+                checker_for=lambda path: parallel_checker(path, count),
+                progress=step,
             )
-        finally:
-            storage.close()
+        else:
+            path = _repo(home, repo)
+            target = f"ledger {path}"
+            storage = GitStorage(path)
+            try:
+                report = verify_repository(
+                    storage,
+                    keys,
+                    session=session,
+                    trusted_checkpoint=trusted_cp,
+                    checker=parallel_checker(path, count),
+                    progress=step,
+                )
+            finally:
+                storage.close()
     if as_json:
         data: dict[str, Any] = report.to_dict()
         if session is not None and session in report.sessions:

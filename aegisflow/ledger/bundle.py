@@ -52,15 +52,13 @@ from aegisflow.ledger.verify import (
     EXPORT_TYPE,
     EntryChecker,
     FindingKind,
+    Progress,
     Report,
     verify_repository,
 )
 
 BUNDLE_SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
 GIT_TIMEOUT = 3600
-
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; adapters draw it (e.g. a rich progress bar)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +307,7 @@ def verify_bundle(
     trusted_checkpoint: Checkpoint | None = None,
     checker_for: Callable[[Path], EntryChecker] | None = None,
     all_lines: bool = False,
+    progress: Progress | None = None,
 ) -> Report:
     """Unpack ``bundle`` and replay it; an unreadable bundle is a failed report.
 
@@ -327,6 +326,7 @@ def verify_bundle(
                 trusted_checkpoint=trusted_checkpoint,
                 checker=checker_for(storage.path) if checker_for else None,
                 all_lines=all_lines,
+                progress=progress,
             )
     except (BundleError, InputError) as e:
         report = Report(mode="bundle")

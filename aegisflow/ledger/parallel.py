@@ -14,7 +14,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from aegisflow.ledger.gitstore import GitStorage
-from aegisflow.ledger.verify import CheckContext, EntryCheck, EntryChecker, check_entry_commits
+from aegisflow.ledger.verify import (
+    Advance,
+    CheckContext,
+    EntryCheck,
+    EntryChecker,
+    check_entry_commits,
+)
 
 PARALLEL_THRESHOLD = 4000
 _reader: GitStorage | None = None
@@ -35,11 +41,11 @@ def parallel_checker(path: Path, workers: int | None = None) -> EntryChecker:
     """An :data:`EntryChecker` that uses ``workers`` processes (default: CPU count)."""
     count = workers or os.cpu_count() or 1
 
-    def check(ctx: CheckContext, oids: Sequence[bytes]) -> list[EntryCheck]:
+    def check(ctx: CheckContext, oids: Sequence[bytes], advance: Advance) -> list[EntryCheck]:
         if count <= 1 or len(oids) < PARALLEL_THRESHOLD:
             local = GitStorage(path)
             try:
-                return check_entry_commits(local, ctx, oids)
+                return check_entry_commits(local, ctx, oids, advance)
             finally:
                 local.close()
         size = -(-len(oids) // (count * 4))
@@ -53,6 +59,7 @@ def parallel_checker(path: Path, workers: int | None = None) -> EntryChecker:
         ) as pool:
             for part in pool.map(_check_chunk, [ctx] * len(chunks), chunks):
                 results.extend(part)
+                advance(len(part))
         return results
 
     return check

@@ -244,8 +244,17 @@ class CheckContext:
     all_lines: bool = False
 
 
-EntryChecker = Callable[[CheckContext, Sequence[bytes]], list[EntryCheck]]
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)`` for long runs; adapters draw it (a rich progress bar)."""
+
+Advance = Callable[[int], None]
+"""Called by an entry checker with the number of commits just checked."""
+
+EntryChecker = Callable[[CheckContext, Sequence[bytes], Advance], list[EntryCheck]]
 """Checks a list of entry commits; :func:`check_entry_commits` or a parallel adapter."""
+
+CHUNK = 2000
+"""Commits checked between two progress reports."""
 
 
 # -- step 4: one entry commit ----------------------------------------------------------
@@ -360,10 +369,17 @@ def check_entry_commit(
 
 
 def check_entry_commits(
-    reader: ObjectReader, ctx: CheckContext, oids: Sequence[bytes]
+    reader: ObjectReader, ctx: CheckContext, oids: Sequence[bytes], advance: Advance | None = None
 ) -> list[EntryCheck]:
+    """Step 4 for many commits, in this process."""
     trusted = {raw: PublicKey(raw) for raw in ctx.trusted}
-    return [check_entry_commit(reader, ctx, trusted, oid) for oid in oids]
+    out: list[EntryCheck] = []
+    for start in range(0, len(oids), CHUNK):
+        chunk = oids[start : start + CHUNK]
+        out.extend(check_entry_commit(reader, ctx, trusted, oid) for oid in chunk)
+        if advance is not None:
+            advance(len(chunk))
+    return out
 
 
 # -- the whole repository ---------------------------------------------------------------
@@ -387,6 +403,7 @@ def verify_repository(
     trusted_checkpoint: Checkpoint | None = None,
     checker: EntryChecker | None = None,
     all_lines: bool = False,
+    progress: Progress | None = None,
 ) -> Report:
     """Replay the ledger in ``reader`` (see the module docstring for the steps).
 
@@ -398,6 +415,7 @@ def verify_repository(
             the ledger must contain it, or it was truncated or forked.
         checker: Runs step 4 over a list of commits (default: in this process).
         all_lines: Compute verify lines for every session.
+        progress: Told how step 4 advances.
 
     Raises:
         NotALedger: If the repository holds no AegisFlow ledger at all.
@@ -451,7 +469,16 @@ def verify_repository(
         line_session=session,
         all_lines=all_lines,
     )
-    checks = (checker or (lambda c, o: check_entry_commits(reader, c, o)))(ctx, order)
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress("checking entries", done, len(order))
+
+    run = checker or (lambda c, o, a: check_entry_commits(reader, c, o, a))
+    checks = run(ctx, order, advance)
     records: list[EntryRecord] = []
     for check in checks:
         report.findings.extend(check.findings)
