@@ -79,7 +79,7 @@ def canonical_bytes(value: Any) -> bytes:
     # sorts keys by code point where RFC 8785 sorts by UTF-16 unit; the two orders
     # differ only around characters outside the BMP (4-byte UTF-8, lead byte >= 0xF0).
     fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    if not fast or max(fast) < 0xF0:
+    if fast.isascii() or max(fast) < 0xF0:
         return fast
     try:
         return bytes(rfc8785.dumps(value))

@@ -11,16 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from aegisflow.errors import IntegrityError, InvalidSessionId
 from aegisflow.keys import Signer
 from aegisflow.ledger import gitfmt
 from aegisflow.ledger.ledger import Ledger
 from aegisflow.ledger.reading import read_commit, read_entry
-from aegisflow.ledger.sequencer import ENTRY_FILE, FILE_MODE
-from aegisflow.ledger.storage import MemoryStorage, session_ref
-from aegisflow.ledger.verify import FindingKind, verify_repository
+from aegisflow.ledger.sequencer import ENTRY_FILE, FILE_MODE, RANGE_FILE
+from aegisflow.ledger.storage import MAIN_REF, MemoryStorage, session_ref
+from aegisflow.ledger.verify import FindingKind, Report, verify_repository
 from tests.conftest import ORIGIN, SEED, FakeClock, decision
 
 SETTINGS = settings(
@@ -59,6 +61,20 @@ def fixed_ledger() -> Fixed:
     return Fixed(storage, commits, blobs)
 
 
+def verify_or_reject(storage: MemoryStorage) -> Report:
+    """Verify; drop the examples that hit the one known crash.
+
+    A stored session id that is not a valid session id makes the verifier raise
+    InvalidSessionId instead of reporting (pinned by the strict xfail cases
+    ``entry-session-id-invalid`` and ``manifest-session-id-invalid`` in test_tamper.py).
+    Remove this once they pass.
+    """
+    try:
+        return verify_repository(storage, [Signer(SEED).public_key])
+    except InvalidSessionId:
+        reject()
+
+
 def copy(storage: MemoryStorage) -> MemoryStorage:
     out = MemoryStorage()
     out.objects = dict(storage.objects)
@@ -84,7 +100,7 @@ def test_any_byte_change_of_a_stored_entry_is_found(data: st.DataObject) -> None
     changed = data.draw(byte_change(original), label="bytes")
     storage = copy(fixed.storage)
     storage.objects[blob] = ("blob", changed)
-    report = verify_repository(storage, [Signer(SEED).public_key])
+    report = verify_or_reject(storage)
     assert report.findings, "a changed entry verified clean"
     assert not report.valid
 
@@ -140,7 +156,7 @@ def test_any_byte_change_rewritten_by_an_attacker_is_found(data: st.DataObject) 
     changed = data.draw(byte_change(original), label="bytes")
     storage = copy(fixed.storage)
     _rechain(storage, fixed.commits[i], changed)
-    report = verify_repository(storage, [Signer(SEED).public_key])
+    report = verify_or_reject(storage)
     assert not report.valid
     # The rewritten commit either no longer holds a valid entry or is not validly signed.
     kinds = {f.kind for f in report.findings}
@@ -192,3 +208,46 @@ def test_any_honest_ledger_verifies_clean(ops: list[tuple]) -> None:
     else:
         assert report.findings == []
         assert report.total_entries == entries
+
+
+# -- known gaps ----------------------------------------------------------------------------
+
+
+def _armor_variant(raw: bytes, variant: str) -> bytes:
+    start = raw.index(b"-----BEGIN SSH SIGNATURE-----\n") + 30
+    if variant == "pad-bits":
+        # One "=" of padding: the last base64 digit carries two unused bits.
+        end = raw.index(b"=\n -----END SSH SIGNATURE-----")
+        alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        digit = alphabet[alphabet.index(raw[end - 1]) ^ 1]
+        return raw[: end - 1] + bytes([digit]) + raw[end:]
+    newline = raw.index(b"\n ", start)
+    return raw[:newline] + (b" " if variant == "newline-to-space" else b"\t") + raw[newline + 1 :]
+
+
+@pytest.mark.parametrize("variant", ["newline-to-space", "newline-to-tab", "pad-bits"])
+def test_signature_armor_changes_are_found(variant: str) -> None:
+    fixed = fixed_ledger()
+    storage = copy(fixed.storage)
+    commit = fixed.commits[2]
+    raw = storage.objects[commit][1]
+    changed = _armor_variant(raw, variant)
+    assert changed != raw
+    storage.objects[commit] = ("commit", changed)
+    assert verify_repository(storage, [Signer(SEED).public_key]).findings
+
+
+def test_compact_range_changes_are_found() -> None:
+    fixed = fixed_ledger()
+    storage = copy(fixed.storage)
+    tree = read_commit(storage, storage.ref_map[MAIN_REF]).tree
+    oid = {name: o for _m, name, o in gitfmt.parse_tree(storage.objects[tree][1])}[RANGE_FILE]
+    data = storage.objects[oid][1]
+    at = data.index(b"\n") + 1
+    storage.objects[oid] = (
+        "blob",
+        data[:at] + (b"1" if data[at] == ord("0") else b"0") + data[at + 1 :],
+    )
+    with pytest.raises(IntegrityError):
+        Ledger.open(storage, Signer(SEED)).close()
+    assert verify_repository(storage, [Signer(SEED).public_key]).findings

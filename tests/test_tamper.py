@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import rfc8785
 
 from aegisflow.errors import KeyMaterialError
 from aegisflow.keys import PublicKey, Signer
@@ -53,7 +54,9 @@ class Built:
     """A copy of the ledger after its first nine entries (a stale backup)."""
     receipts: tuple[Receipt, ...]
     checkpoints: tuple[Checkpoint, ...]
-    """Every checkpoint written, oldest first; the last covers all entries."""
+    """What the explicit checkpoint() calls returned (sizes 9, 25, 31); the last covers all.
+
+    The manifest adds two more on main (sizes 18 and 19)."""
     key: PublicKey
 
     def receipt(self, session: str, seq: int) -> Receipt:
@@ -197,14 +200,13 @@ class Repo:
         tree: str | None = None,
         parents: Iterable[str] | None = None,
         message: str | None = None,
-        signature: str | None | bool = True,
+        signature: str | bool = True,
         edit: Callable[[str], str] | None = None,
     ) -> str:
         """Write a copy of commit ``oid`` with some parts replaced.
 
-        ``signature``: True keeps the old signature (which then no longer verifies),
-        None drops it, a string is a new armored signature (callable ``edit`` alters
-        the message text).
+        ``signature``: True keeps the old one (which then no longer verifies), False
+        drops it, a string is a new armored signature. ``edit`` rewrites the message.
         """
         parsed = gitfmt.parse_commit(self.cat("commit", oid))
         text = parsed.message if message is None else message
@@ -217,11 +219,10 @@ class Repo:
             parsed.committer,
             text,
         )
-        if signature is True:
-            signature = parsed.gpgsig
-        if signature is None or signature is False:
+        armor = parsed.gpgsig if signature is True else signature or None
+        if armor is None:
             return self.write("commit", payload)
-        return self.write("commit", gitfmt.commit_with_signature(payload, signature))
+        return self.write("commit", gitfmt.commit_with_signature(payload, armor))
 
     def parents(self, oid: str) -> list[str]:
         return [p.hex() for p in gitfmt.parse_commit(self.cat("commit", oid)).parents]
@@ -258,15 +259,12 @@ class Repo:
             self.rewrite_main(mapping)
         return mapping
 
-    def rewrite_main(
-        self, mapping: dict[str, str], edit: Callable[[str, list[str]], str] | None = None
-    ) -> None:
+    def rewrite_main(self, mapping: dict[str, str]) -> None:
         """Rebuild the checkpoint chain with its session-head parents mapped."""
         prev = self.genesis
         for oid in self.first_parent_chain(MAIN_REF):
             heads = [mapping.get(h, h) for h in self.parents(oid)[1:]]
-            parents = list(dict.fromkeys([prev, *heads]))
-            prev = edit(oid, parents) if edit else self.remake(oid, parents=parents)
+            prev = self.remake(oid, parents=list(dict.fromkeys([prev, *heads])))
         self.update_ref(MAIN_REF, prev)
 
     def rewrite_all(self, remake: Callable[[str, list[str]], str]) -> None:
@@ -335,9 +333,8 @@ def flip_loose_content(repo: Repo, built: Built) -> None:
     repo.explode_packs()
     oid = blob_of(repo, built.receipt("s1", 1).commit)
     path = repo.loose_path(oid)
-    raw = zlib.decompress(path.read_bytes())
-    body = raw.index(b"\0") + 1 + raw[raw.index(b"\0") + 1 :].index(b'"allow"') + 1
-    rewrite_file(path, zlib.compress(flip(raw, body)))  # "allow" -> "`llow"
+    raw = zlib.decompress(path.read_bytes())  # b"blob <size>\0<entry bytes>"
+    rewrite_file(path, zlib.compress(flip(raw, raw.index(b'"allow"') + 1)))  # "`llow"
 
 
 def flip_loose_compressed(repo: Repo, built: Built) -> None:
@@ -364,7 +361,7 @@ def _regenerated(repo: Repo, oid: str, parent: str, change: Callable[[dict], Non
     """An edited entry in a new blob and tree, with a message that matches it."""
     doc = repo.entry(oid)
     change(doc)
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    data = rfc8785.dumps(doc)
     tree = repo.mktree({"entry.json": repo.write("blob", data)})
     message = render.commit_message(Entry.from_bytes(data), leaf_hash(data))
     return repo.remake(oid, tree=tree, parents=[parent], message=message)
@@ -416,6 +413,30 @@ def wrong_ledger_entry(repo: Repo, built: Built) -> None:
     repo.rebuild_session(
         "s2", replace={target: lambda oid, parent: _regenerated(repo, oid, parent, other)}
     )
+
+
+def _replace_in_blob(repo: Repo, target: str, session: str, old: bytes, new: bytes) -> None:
+    """Replace the first ``old`` in an entry's bytes; stale message; re-chain; main."""
+
+    def swap(oid: str, parent: str) -> str:
+        data = repo.cat("blob", f"{oid}:entry.json")
+        assert old in data
+        tree = repo.mktree({"entry.json": repo.write("blob", data.replace(old, new, 1))})
+        return repo.remake(oid, tree=tree, parents=[parent])
+
+    repo.rebuild_session(session, replace={target: swap})
+
+
+def invalid_entry_session(repo: Repo, built: Built) -> None:
+    """An entry whose session id is not a valid session id (a space in it)."""
+    commit = built.receipt("s2", 8).commit
+    _replace_in_blob(repo, commit, "s2", b'"session":"s2"', b'"session":"s 2"')
+
+
+def invalid_manifest_session(repo: Repo, built: Built) -> None:
+    """A manifest body whose session id is not a valid session id."""
+    commit = built.receipt("s0", 6).commit
+    _replace_in_blob(repo, commit, "s0", b'"session":"s0"', b'"session":"s!"')
 
 
 def edit_head_message(repo: Repo, built: Built) -> None:
@@ -473,7 +494,7 @@ def strip_signature(repo: Repo, built: Built) -> None:
     target = built.receipt("s1", 5).commit
     repo.rebuild_session(
         "s1",
-        replace={target: lambda oid, parent: repo.remake(oid, parents=[parent], signature=None)},
+        replace={target: lambda oid, parent: repo.remake(oid, parents=[parent], signature=False)},
     )
 
 
@@ -570,7 +591,7 @@ def resign_commits(repo: Repo, built: Built) -> None:
     attacker = Signer(ATTACKER_SEED)
 
     def resign(oid: str, parents: list[str]) -> str:
-        new = repo.remake(oid, parents=parents, signature=None)
+        new = repo.remake(oid, parents=parents, signature=False)
         payload = repo.cat("commit", new)
         return repo.remake(new, signature=sshsig.sign(payload, attacker) + "\n")
 
@@ -590,7 +611,7 @@ def resign_commits_and_notes(repo: Repo, built: Built) -> None:
             files = {name: repo.rev(f"{oid}:{name}") for name in names}
             files["checkpoint"] = repo.write("blob", sign_note(body, ORIGIN, attacker).encode())
             tree = repo.mktree(files)
-        new = repo.remake(oid, tree=tree, parents=parents, signature=None)
+        new = repo.remake(oid, tree=tree, parents=parents, signature=False)
         payload = repo.cat("commit", new)
         return repo.remake(new, signature=sshsig.sign(payload, attacker) + "\n")
 
@@ -623,6 +644,17 @@ def _diverged_backup(repo: Repo, built: Built, appends: list[tuple[str, int]]) -
         ledger.append(session, "decision", decision(n, decision="deny"))
     ledger.close()
     return backup
+
+
+def rewrap_head_signature(repo: Repo, built: Built) -> None:
+    """Join two lines of s2's head signature armor: a new commit id, still validly signed."""
+    head = repo.rev(session_ref("s2"))
+    raw = repo.cat("commit", head)
+    start = raw.index(b"-----BEGIN SSH SIGNATURE-----\n") + 31
+    cut = raw.index(b"\n ", start)
+    new = repo.write("commit", raw[:cut] + raw[cut + 2 :])
+    assert new != head
+    repo.update_ref(session_ref("s2"), new)
 
 
 def fork_signed_backup(repo: Repo, built: Built) -> None:
@@ -776,11 +808,10 @@ def case(
     *expected: FindingKind,
     trusted_checkpoint: bool = False,
     xfail: str | None = None,
+    raises: type[Exception] | None = None,
 ) -> object:
-    marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
-    return pytest.param(
-        Case(mutate, frozenset(expected), trusted_checkpoint), id=name, marks=marks
-    )
+    marks = [pytest.mark.xfail(strict=True, reason=xfail, raises=raises)] if xfail else []
+    return pytest.param(Case(mutate, frozenset(expected), trusted_checkpoint), id=name, marks=marks)
 
 
 TAMPER_CASES = [
@@ -806,6 +837,18 @@ TAMPER_CASES = [
         K.CHECKPOINT_MISMATCH,
     ),
     case("entry-non-canonical", non_canonical_entry, K.ENTRY_MALFORMED, K.INDEX_GAP),
+    case(
+        "entry-session-id-invalid",
+        invalid_entry_session,
+        K.ENTRY_MALFORMED,
+        K.INDEX_GAP,
+    ),
+    case(
+        "manifest-session-id-invalid",
+        invalid_manifest_session,
+        K.MANIFEST_MISMATCH,
+        K.COMMIT_SIGNATURE,
+    ),
     case(
         "entry-other-ledger",
         wrong_ledger_entry,
@@ -930,6 +973,7 @@ TAMPER_CASES = [
         K.COMMIT_SIGNATURE,
     ),
     case("fork-signed-backup", fork_signed_backup, K.FORK, K.DUPLICATE_INDEX),
+    case("fork-signature-armor-rewrapped", rewrap_head_signature, K.FORK, K.DUPLICATE_INDEX),
     case("duplicate-index-signed-backup", duplicate_index_signed_backup, K.DUPLICATE_INDEX),
     case(
         "duplicate-index-crafted",
@@ -943,7 +987,8 @@ TAMPER_CASES = [
 def test_template_is_clean(built: Built) -> None:
     report = verify(built.path, built.key, built.latest)
     assert report.findings == []
-    assert report.total_entries == 31 and report.checkpoints == 5
+    assert report.total_entries == 31
+    assert report.checkpoints == 5
     assert [cp.size for cp in built.checkpoints] == [9, 25, 31]
 
 
@@ -961,10 +1006,18 @@ def test_rewind_is_invisible_without_a_trusted_checkpoint(repo: Repo, built: Bui
     """The limit the trusted checkpoint exists for: a consistent rewind verifies clean."""
     rewind_to_first_checkpoint(repo, built)
     report = verify(repo.path, built.key)
-    assert report.valid and report.findings == []
+    assert report.valid
+    assert report.findings == []
     assert report.total_entries == built.checkpoints[0].size
     earlier = verify(repo.path, built.key, built.checkpoints[0])
     assert earlier.findings == []
+
+
+def test_fork_is_not_reported_as_truncation(repo: Repo, built: Built) -> None:
+    fork_signed_backup(repo, built)
+    kinds = {f.kind for f in verify(repo.path, built.key).findings}
+    assert {K.FORK, K.DUPLICATE_INDEX} <= kinds
+    assert not kinds & {K.TRUNCATED, K.UNCOVERED}, kinds
 
 
 def test_rewinding_main_alone_loses_nothing(repo: Repo, built: Built) -> None:
@@ -1074,7 +1127,9 @@ def test_clean_ledgers_have_no_findings(
     else:
         report = verify(path, signer.public_key)
     assert report.findings == []
-    assert report.valid and report.total_entries == count and report.checkpoints >= 1
+    assert report.valid
+    assert report.total_entries == count
+    assert report.checkpoints >= 1
 
 
 def test_uncovered_tail_is_only_a_warning(tmp_path: Path) -> None:
@@ -1101,10 +1156,7 @@ def test_empty_ledger_is_never_valid(backend: str, tmp_path: Path) -> None:
     storage = MemoryStorage() if backend == "memory" else GitStorage.init(path)
     Ledger.create(storage, signer, origin=ORIGIN, clock=FakeClock()).close()
     for key in (signer.public_key, Signer(ATTACKER_SEED).public_key):
-        if backend == "memory":
-            report = verify_repository(storage, [key])
-        else:
-            report = verify(path, key)
+        report = verify_repository(storage, [key]) if backend == "memory" else verify(path, key)
         assert not report.valid
         assert K.EMPTY_LEDGER in {f.kind for f in report.findings}
 

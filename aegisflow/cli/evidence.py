@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,10 +23,11 @@ from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.parallel import parallel_checker
 from aegisflow.ledger.reading import list_sessions, session_entries
 from aegisflow.ledger.render import subject
-from aegisflow.ledger.verify import Report, verify_repository
+from aegisflow.ledger.verify import FindingKind, Report, verify_repository
 
 app = typer.Typer(help="Inspect, export and verify the evidence ledger.", no_args_is_help=True)
-out = Console(highlight=False, soft_wrap=True)
+# Piped output keeps whole lines (times, hashes) instead of rich's 80-column fit.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 HomeOption = Annotated[
@@ -49,6 +51,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     )
 
 
@@ -158,29 +161,26 @@ def _trusted(home: Path | None, files: list[Path] | None) -> list[PublicKey]:
 
 
 def _print_report(report: Report, session: str | None, origin_hint: str) -> None:
-    if session is not None:
-        summary = report.sessions.get(session)
-        err.print(f"verifying session {session}...")
-        for line in summary.lines if summary else []:
-            out.print(line)
-        total = summary.entries if summary else 0
-    else:
-        err.print(f"verifying {origin_hint}...")
-        total = report.total_entries
+    summary = report.sessions.get(session) if session is not None else None
+    err.print(f"verifying {f'session {session}' if session is not None else origin_hint}...")
+    total = summary.entries if summary else report.total_entries
     for finding in report.findings:
         if not finding.is_error:
             err.print(f"warning: {finding}")
-    if report.valid and (session is None or report.sessions.get(session)):
+    if report.valid and (session is None or summary is not None):
+        # Entry lines are printed only for evidence that verified, never before a failure.
+        for line in summary.lines if summary else []:
+            out.print(line)
         out.print(f"valid: true, total_entries: {total}, audit log integrity verified")
-        if session is not None:
-            summary = report.sessions[session]
+        if summary is not None:
             out.print(f"session_manifest_hash: {summary.manifest_hash or 'none (session open)'}")
         elif report.latest_checkpoint is not None:
             cp = report.latest_checkpoint
             out.print(f"checkpoint: {cp.origin} size {cp.size} root {cp.root.hex()}")
         return
     errors = [f for f in report.findings if f.is_error]
-    if session is not None and session not in report.sessions:
+    unreadable = any(f.kind == FindingKind.BAD_BUNDLE for f in errors)
+    if session is not None and summary is None and not unreadable:
         out.print(f"valid: false, session {session} is not in this evidence")
     out.print(f"valid: false, total_entries: {total}, {len(errors)} findings")
     for finding in errors:
@@ -200,6 +200,13 @@ def verify(
         Path | None,
         typer.Option("--checkpoint", help="A signed checkpoint seen earlier: must be contained"),
     ] = None,
+    all_signatures: Annotated[
+        bool,
+        typer.Option(
+            "--all-signatures",
+            help="Verify every commit's SSH signature, also those pinned by a checkpoint",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(help="Worker processes (0: one per CPU)")] = 0,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -231,6 +238,7 @@ def verify(
                 session=session,
                 trusted_checkpoint=trusted_cp,
                 checker_for=lambda path: parallel_checker(path, count),
+                all_signatures=all_signatures,
                 progress=step,
             )
         else:
@@ -238,14 +246,16 @@ def verify(
             target = f"ledger {path}"
             storage = GitStorage(path)
             try:
-                report = verify_repository(
-                    storage,
-                    keys,
-                    session=session,
-                    trusted_checkpoint=trusted_cp,
-                    checker=parallel_checker(path, count),
-                    progress=step,
-                )
+                with parallel_checker(path, count) as checker:
+                    report = verify_repository(
+                        storage,
+                        keys,
+                        session=session,
+                        trusted_checkpoint=trusted_cp,
+                        checker=checker,
+                        all_signatures=all_signatures,
+                        progress=step,
+                    )
             finally:
                 storage.close()
     if as_json:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aegisflow.errors import AegisError, BundleError, InputError, NotALedger, OperationalError
+from aegisflow.errors import AegisError, BundleError, NotALedger, OperationalError
 from aegisflow.keys import PublicKey
 from aegisflow.ledger import gitfmt, render
 from aegisflow.ledger.checkpoint import Checkpoint
@@ -262,16 +262,17 @@ def unpack_bundle(bundle: Path) -> Iterator[GitStorage]:
     Every object is checked by ``git index-pack`` and ``transfer.fsckObjects``.
 
     Raises:
-        BundleError: If the file is missing, not a bundle, truncated, corrupt, or
-            depends on objects it does not contain.
+        BundleError: If the file is not a bundle, truncated, corrupt, or depends on
+            objects it does not contain.
+        OperationalError: If the file is missing or unreadable.
     """
     try:
         with open(bundle, "rb") as f:
             head = f.read(16)
     except FileNotFoundError as e:
-        raise BundleError(f"bundle {bundle} does not exist") from e
+        raise OperationalError(f"bundle {bundle} does not exist") from e
     except OSError as e:
-        raise BundleError(f"cannot read bundle {bundle}: {e.strerror}") from e
+        raise OperationalError(f"cannot read bundle {bundle}: {e.strerror}") from e
     if head not in BUNDLE_SIGNATURES:
         raise BundleError(f"{bundle} is not a git bundle (no '# v2 git bundle' header)")
     with tempfile.TemporaryDirectory(prefix="aegisflow-verify-") as tmp:
@@ -307,28 +308,36 @@ def verify_bundle(
     trusted_checkpoint: Checkpoint | None = None,
     checker_for: Callable[[Path], EntryChecker] | None = None,
     all_lines: bool = False,
+    all_signatures: bool = False,
     progress: Progress | None = None,
 ) -> Report:
     """Unpack ``bundle`` and replay it; an unreadable bundle is a failed report.
 
     Raises:
         KeyMaterialError: If no trusted key is given.
-        InputError: If ``session`` is not a valid session id.
+        InvalidSessionId: If ``session`` is not a valid session id.
+        OperationalError: If the bundle file is missing or unreadable.
     """
     if session is not None:
         validate_session_id(session)
     try:
         with unpack_bundle(bundle) as storage:
-            return verify_repository(
-                storage,
-                trusted_keys,
-                session=session,
-                trusted_checkpoint=trusted_checkpoint,
-                checker=checker_for(storage.path) if checker_for else None,
-                all_lines=all_lines,
-                progress=progress,
-            )
-    except (BundleError, InputError) as e:
+            checker = checker_for(storage.path) if checker_for else None
+            try:
+                return verify_repository(
+                    storage,
+                    trusted_keys,
+                    session=session,
+                    trusted_checkpoint=trusted_checkpoint,
+                    checker=checker,
+                    all_lines=all_lines,
+                    all_signatures=all_signatures,
+                    progress=progress,
+                )
+            finally:
+                if (close := getattr(checker, "close", None)) is not None:
+                    close()
+    except (BundleError, NotALedger) as e:
         report = Report(mode="bundle")
         report.add(FindingKind.BAD_BUNDLE, e.message)
         return report

@@ -9,6 +9,7 @@ read one entry differently (duplicate keys, floats, stray whitespace are refused
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from typing import Any
 
 import rfc8785
 
-from aegisflow.canonical import canonical_bytes, check_signable, sha256
+from aegisflow.canonical import MAX_SAFE_INT, canonical_bytes, sha256
 from aegisflow.errors import EntryTooLarge, InvalidEntry, InvalidSessionId, MalformedData
 
 FORMAT_VERSION = 1
@@ -30,7 +31,10 @@ _SESSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,254}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
-_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_ASTRAL = re.compile(rb"[\xf0-\xf4]")
+"""Lead bytes of 4-byte UTF-8 sequences: characters outside the BMP."""
+_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 ENTRY_TYPES = frozenset(
     {"envelope", "decision", "approval", "denial", "credential", "result", "manifest", "key"}
@@ -51,6 +55,13 @@ def validate_session_id(session: object) -> str:
     """
     if not isinstance(session, str):
         raise InvalidSessionId(f"session id must be a string, got {type(session).__name__}")
+    _check_session_id(session)
+    return session
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_session_id(session: str) -> None:
+    # Cached: a verifier sees each session id once per entry of the session.
     shown = ascii(session[:40]) + ("..." if len(session) > 40 else "")
     if not session:
         raise InvalidSessionId("session id is empty")
@@ -65,7 +76,6 @@ def validate_session_id(session: object) -> str:
         )
     if ".." in session or session.endswith((".", ".lock")):
         raise InvalidSessionId(f"session id {shown} contains '..' or ends in '.' or '.lock'")
-    return session
 
 
 def validate_type(kind: object) -> str:
@@ -102,8 +112,9 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(text: str) -> datetime:
-    """Inverse of :func:`format_time`.
+    """Inverse of :func:`format_time` (cached: entries of one batch share their time).
 
     Raises:
         MalformedData: If ``text`` is not in that exact form.
@@ -111,9 +122,12 @@ def parse_time(text: str) -> datetime:
     if not _TIME_RE.fullmatch(text):
         raise MalformedData(f"time {text!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
     except ValueError as e:
         raise MalformedData(f"time {text!r} is not a valid date") from e
+    if moment < _EPOCH:
+        raise MalformedData(f"time {text!r} is before 1970")
+    return moment
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,8 +145,8 @@ class Entry:
     v: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.v != FORMAT_VERSION:
-            raise InvalidEntry(f"entry format version {self.v} is not {FORMAT_VERSION}")
+        if type(self.v) is not int or self.v != FORMAT_VERSION:
+            raise InvalidEntry(f"entry format version {self.v!r} is not {FORMAT_VERSION}")
         validate_origin(self.ledger)
         validate_session_id(self.session)
         validate_type(self.type)
@@ -142,8 +156,12 @@ class Entry:
                 raise InvalidEntry(f"entry {name} must be a non-negative integer")
         if not isinstance(self.prev, str) or not _HEX64_RE.fullmatch(self.prev):
             raise InvalidEntry("entry prev must be 64 lowercase hex characters")
-        if not isinstance(self.time, str) or not _TIME_RE.fullmatch(self.time):
-            raise InvalidEntry("entry time must be YYYY-MM-DDTHH:MM:SS.ffffffZ")
+        if not isinstance(self.time, str):
+            raise InvalidEntry("entry time must be a string")
+        try:
+            parse_time(self.time)
+        except MalformedData as e:
+            raise InvalidEntry(f"entry {e.message}") from e
         if not isinstance(self.body, Mapping):
             raise InvalidEntry("entry body must be a JSON object")
 
@@ -249,24 +267,39 @@ def encode_entry(entry: Entry, body: bytes) -> bytes:
 def decode_canonical(data: bytes) -> Any:
     """Decode JSON bytes and require them to be their own RFC 8785 encoding.
 
-    The fast path compares with ``json.dumps(sort_keys=True)``, which equals RFC 8785
-    for float-free values whose keys have no characters outside the BMP (code point
-    order and UTF-16 order agree there); anything else is re-encoded with ``rfc8785``.
+    Floats, NaN and integers outside the I-JSON range are refused while parsing. The
+    comparison uses ``json.dumps(sort_keys=True)``, which equals RFC 8785 for such values
+    unless a character outside the BMP occurs (code point and UTF-16 key orders can then
+    differ): those are re-encoded with ``rfc8785``. Duplicate keys, whitespace, escapes
+    that are not minimal and unsorted keys all change the bytes, so they are refused.
 
     Raises:
         MalformedData: If ``data`` is not UTF-8 JSON or not canonical.
     """
     try:
-        obj = json.loads(data, parse_float=_refuse_float, parse_constant=_refuse_float)
-        check_signable(obj)
-    except (ValueError, RecursionError, InvalidEntry) as e:
+        obj = json.loads(
+            data, parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_int
+        )
+        fast = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        encoded = fast.encode()
+    except (ValueError, RecursionError) as e:  # UnicodeError is a ValueError
         raise MalformedData(f"not canonical JSON: {e}") from e
-    fast = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if max(data) < 0xF0 and fast.encode() == data:
+    if encoded == data and (data.isascii() or not _ASTRAL.search(data)):
         return obj
-    if bytes(rfc8785.dumps(obj)) != data:
+    try:
+        canonical = bytes(rfc8785.dumps(obj))
+    except (rfc8785.CanonicalizationError, ValueError) as e:
+        raise MalformedData(f"not canonical JSON: {e}") from e
+    if canonical != data:
         raise MalformedData("bytes are not the canonical (RFC 8785) encoding of their value")
     return obj
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        raise ValueError(f"integer {text} is outside the I-JSON range")
+    return value
 
 
 def _refuse_float(text: str) -> Any:
@@ -289,8 +322,10 @@ class Genesis:
     v: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        if type(self.v) is not int or self.v != FORMAT_VERSION:
+            raise InvalidEntry(f"genesis format version {self.v!r} is not {FORMAT_VERSION}")
         validate_origin(self.ledger)
-        if not _TIME_RE.fullmatch(self.created):
+        if not isinstance(self.created, str) or not _TIME_RE.fullmatch(self.created):
             raise InvalidEntry("genesis time must be YYYY-MM-DDTHH:MM:SS.ffffffZ")
 
     def canonical(self) -> bytes:

@@ -581,6 +581,51 @@ def parse_commit(data: bytes) -> ParsedCommit:
     )
 
 
+def split_signature(data: bytes) -> tuple[bytes, str | None]:
+    """Split a commit into its signed payload and ``gpgsig`` value, without a full parse.
+
+    The fast path of verification: callers that compare the payload byte for byte with
+    the one they expect need nothing else (any other oddity makes the comparison fail).
+
+    Returns:
+        ``(payload, gpgsig)``; ``gpgsig`` ends in a newline, or is None if unsigned.
+
+    Raises:
+        MalformedData: If there is no blank line after the headers.
+    """
+    blank = data.find(b"\n\n")
+    if blank < 0:
+        raise MalformedData("commit has no blank line after its headers")
+    at = data.find(b"\n" + _SIG_HEADER_B + b" ", 0, blank)
+    if at < 0:
+        return data, None
+    start = at + 1
+    end = data.index(b"\n", start) + 1
+    while data[end : end + 1] == b" ":
+        end = data.index(b"\n", end) + 1
+    value = data[start + len(_SIG_HEADER_B) + 1 : end].replace(b"\n ", b"\n")
+    return data[:start] + data[end:], _decode(value, "gpgsig header")
+
+
+def commit_links(data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+    """The tree and parent ids of a commit, reading only its first header lines.
+
+    Raises:
+        MalformedData: If the commit does not start with ``tree`` and ``parent`` lines.
+    """
+    if not data.startswith(b"tree ") or data[45:46] != b"\n":
+        raise MalformedData("commit does not start with a tree line")
+    tree = oid_from_hex(_decode(data[5:45], "tree"))
+    parents = []
+    pos = 46
+    while data.startswith(b"parent ", pos):
+        if data[pos + 47 : pos + 48] != b"\n":
+            raise MalformedData("commit parent line is malformed")
+        parents.append(oid_from_hex(_decode(data[pos + 7 : pos + 47], "parent")))
+        pos += 48
+    return tree, tuple(parents)
+
+
 # -- packs -----------------------------------------------------------------------------
 
 PACK_SIGNATURE = b"PACK"

@@ -142,7 +142,7 @@ class GitStorage:
         for stale in (self.path / "refs").rglob("*.lock"):
             stale.unlink()
         (self.path / "packed-refs.lock").unlink(missing_ok=True)
-        for stale in (self.path / "objects" / "pack").glob("tmp-aegisflow-*"):
+        for stale in (self.path / "objects" / "pack").glob("tmp_aegisflow_*"):
             stale.unlink()
 
     # -- reading ------------------------------------------------------------------
@@ -165,6 +165,30 @@ class GitStorage:
                 if isinstance(target, pygit2.Oid):
                     out[ref.name] = target.raw
         return out
+
+    def reachable(self, starts: Sequence[bytes], stop: bytes) -> list[bytes] | None:
+        """Commits reachable from ``starts`` but not from ``stop``, via ``git rev-list``.
+
+        Several times faster than walking in Python; returns None when git cannot walk
+        the graph (a missing or corrupt commit), so the caller falls back to its own
+        walk, which reports each broken object.
+        """
+        if not starts:
+            return []
+        stdin = "".join(f"{oid.hex()}\n" for oid in starts) + f"^{stop.hex()}\n"
+        try:
+            proc = subprocess.run(
+                ["git", "--git-dir", str(self.path), "rev-list", "--stdin"],
+                input=stdin.encode(),
+                capture_output=True,
+                timeout=600,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if proc.returncode != 0:
+            return None
+        return [bytes.fromhex(line) for line in proc.stdout.decode().split()]
 
     # -- writing ------------------------------------------------------------------
 
@@ -189,7 +213,7 @@ class GitStorage:
                         writer.add(kind, data)
                     pack, idx, name = writer.finish()
                     for suffix, data in ((".pack", pack), (".idx", idx)):
-                        tmp = pack_dir / f"tmp-aegisflow-{name}{suffix}"
+                        tmp = pack_dir / f"tmp_aegisflow_{name}{suffix.replace('.', '_')}"
                         fds.append(_stage(tmp, data, 0o444))
                         staged.append((tmp, pack_dir / f"pack-{name}{suffix}"))
                 updated = self._updated_refs(refs)
@@ -270,6 +294,8 @@ class GitStorage:
                 capture_output=True,
                 timeout=600,
             )
+        except subprocess.CalledProcessError as e:
+            log.warning("git %s failed: %s", args[0], e.stderr.decode(errors="replace").strip())
         except (OSError, subprocess.SubprocessError) as e:
             log.warning("git %s failed: %s", args[0], e)
 

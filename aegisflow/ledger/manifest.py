@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aegisflow.canonical import canonical_bytes
-from aegisflow.errors import InvalidEntry, MalformedData
+from aegisflow.errors import InputError, InvalidEntry, MalformedData
 from aegisflow.keys import PublicKey, Signer
 from aegisflow.ledger.entry import validate_origin, validate_session_id
 
@@ -132,8 +132,14 @@ def parse_manifest_body(body: Mapping[str, Any]) -> tuple[Manifest, bytes]:
             final=body["final"],
             key_id=body["key_id"],
         )
-    except (InvalidEntry, TypeError, ValueError, binascii.Error) as e:
+    except (InputError, TypeError, ValueError, binascii.Error) as e:
         raise MalformedData(f"invalid manifest: {e}") from e
-    if not isinstance(manifest.final, bool):
-        raise MalformedData("manifest final must be a boolean")
+    if not isinstance(manifest.final, bool) or isinstance(manifest.checkpoint_size, bool):
+        raise MalformedData("manifest final must be a boolean and checkpoint.size an integer")
+    # Verify exactly what is stored: the parsed fields must re-encode to the stored ones
+    # (lowercase hex, canonical base64), so the signature never covers a re-interpretation.
+    if manifest.fields() != {k: v for k, v in body.items() if k != "signature"}:
+        raise MalformedData("manifest fields are not in their canonical form")
+    if base64.b64encode(signature).decode() != body["signature"] or len(signature) != 64:
+        raise MalformedData("manifest signature is not 64 bytes in canonical base64")
     return manifest, signature

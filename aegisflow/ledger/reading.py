@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aegisflow.errors import InputError, MalformedData
+from aegisflow.errors import InputError, MalformedData, NotALedger
 from aegisflow.ledger import gitfmt
 from aegisflow.ledger.entry import Entry
 from aegisflow.ledger.merkle import leaf_hash
@@ -97,6 +97,11 @@ def session_history(
     return out
 
 
+def _require_ledger(refs: dict[str, bytes]) -> None:
+    if GENESIS_REF not in refs:
+        raise NotALedger(f"not an AegisFlow ledger: no {GENESIS_REF}")
+
+
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     """A session as listed by ``aegisctl evidence sessions``."""
@@ -117,8 +122,10 @@ def list_sessions(reader: ObjectReader) -> list[SessionInfo]:
         MalformedData: If a head commit does not hold a valid entry.
         ObjectMissing: If a head object is absent.
     """
+    refs = reader.refs()
+    _require_ledger(refs)
     out = []
-    for name, oid in sorted(reader.refs().items()):
+    for name, oid in sorted(refs.items()):
         if not name.startswith(SESSION_PREFIX):
             continue
         head = read_entry(reader, oid).entry
@@ -145,6 +152,7 @@ def session_entries(reader: ObjectReader, session: str) -> list[StoredEntry]:
         ObjectMissing: If an object is absent.
     """
     refs = reader.refs()
+    _require_ledger(refs)
     oid = refs.get(SESSION_PREFIX + session)
     if oid is None:
         raise InputError(f"no session {session!r} in this ledger")

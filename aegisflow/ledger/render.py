@@ -10,6 +10,7 @@ subject or trailer, so a tool name cannot forge a trailer or a second log line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,18 +31,27 @@ _BODY_TRAILERS = (
 )
 
 
-def one_line(value: Any, limit: int = FIELD_LIMIT) -> str:
-    """Render ``value`` as a single printable line of at most ``limit`` characters.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters escaped in rendered fields: C0/C1 controls, DEL, line and paragraph
+separators, bidirectional controls. A fixed set, so rendering does not depend on the
+Unicode version of the Python that runs it."""
 
-    Strings are used as they are; other values as compact JSON. Non-printable characters
-    (newlines, controls, bidi overrides, line separators) become ``\\uXXXX``.
+
+def one_line(value: Any, limit: int = FIELD_LIMIT) -> str:
+    """Render ``value`` as a single safe line of at most ``limit`` characters.
+
+    Strings are used as they are; other values as compact, key-sorted JSON. Characters
+    in :data:`_UNSAFE` become ``\\uXXXX``; longer results are cut to ``limit - 3``
+    characters plus ``...``.
     """
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if len(text) <= limit and text.isprintable() and "\u2028" not in text and "\u2029" not in text:
-        return text
-    out = "".join(
-        ch if ch.isprintable() and ch not in "\u2028\u2029" else f"\\u{ord(ch):04x}" for ch in text
+    if isinstance(value, str) and len(value) <= limit and not _UNSAFE.search(value):
+        return value
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     )
+    out = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     if len(out) > limit:
         out = out[: limit - 3] + "..."
     return out

@@ -33,7 +33,7 @@ import base64
 import binascii
 import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -167,6 +167,51 @@ def verify(
         raise SignatureError(
             f"SSHSIG by {key.fingerprint} does not verify: the message or the signature was altered"
         )
+
+
+def canonical_armor(armored: str) -> str:
+    """The armor :func:`sign` would write for the blob inside ``armored``.
+
+    Armor is malleable (whitespace, base64 padding bits); verifiers that pin commit bytes
+    compare the stored armor with this to refuse any variant.
+
+    Raises:
+        MalformedData: If ``armored`` is not an armored SSHSIG blob.
+    """
+    return _armor(_dearmor(armored))
+
+
+def made_by(
+    armored: str, keys: Iterable[PublicKey], *, namespace: str = DEFAULT_NAMESPACE
+) -> PublicKey | None:
+    """The key among ``keys`` that this signature names, checked by layout only.
+
+    No cryptography: the blob must be exactly what :func:`sign` produces for that key
+    and namespace (sha512, one Ed25519 signature), byte for byte up to the signature
+    value. Callers use it where the signed bytes are pinned by other signed data (a
+    verified checkpoint commit names the session heads, whose ids pin every ancestor).
+
+    Raises:
+        MalformedData: If ``armored`` is not an armored SSHSIG blob.
+    """
+    blob = _dearmor(armored)
+    for key in keys:
+        prefix = _expected_prefix(key, namespace)
+        if blob.startswith(prefix) and len(blob) == len(prefix) + 64:
+            return key
+    return None
+
+
+@lru_cache(maxsize=64)
+def _expected_prefix(key: PublicKey, namespace: str) -> bytes:
+    # Everything sign() writes before the 64 signature bytes.
+    return (
+        _blob_prefix(key, namespace)
+        + ssh_string(DEFAULT_HASH.encode())
+        + struct.pack(">I", 4 + len(ED25519_ALG) + 4 + 64)
+        + ssh_string(ED25519_ALG)
+        + struct.pack(">I", 64)
+    )
 
 
 def parse(armored: str) -> SshSignature:

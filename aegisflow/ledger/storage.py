@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from aegisflow.errors import ObjectMissing, OperationalError
+from aegisflow.errors import MalformedData, ObjectMissing, OperationalError
 from aegisflow.ledger.gitfmt import object_id
 
 MAIN_REF = "refs/heads/main"
@@ -70,9 +70,13 @@ class MemoryStorage:
 
     def read(self, oid: bytes) -> GitObject:
         try:
-            return self.objects[oid]
+            kind, data = self.objects[oid]
         except KeyError:
             raise ObjectMissing(f"object {oid.hex()} is missing") from None
+        # As git (libgit2 strict hash verification) does: stored bytes must hash to the id.
+        if object_id(kind, data) != oid:
+            raise MalformedData(f"object {oid.hex()} is corrupt: object hash mismatch")
+        return kind, data
 
     def refs(self) -> dict[str, bytes]:
         return dict(self.ref_map)

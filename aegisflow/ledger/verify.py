@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,7 @@ from aegisflow.errors import (
     KeyMaterialError,
     MalformedData,
     NotALedger,
+    ObjectMissing,
 )
 from aegisflow.keys import PublicKey
 from aegisflow.ledger import gitfmt, render, sshsig
@@ -62,7 +64,11 @@ from aegisflow.ledger.sequencer import (
     CHECKPOINT_FILE,
     COMMITTER_EMAIL,
     COMMITTER_NAME,
+    FILE_MODE,
     GENESIS_FILE,
+    RANGE_FILE,
+    checkpoint_message,
+    genesis_message,
 )
 from aegisflow.ledger.storage import GENESIS_REF, MAIN_REF, SESSION_PREFIX, ObjectReader
 
@@ -99,14 +105,16 @@ class FindingKind(StrEnum):
     MANIFEST_SIGNATURE = "bad_manifest_signature"
     MANIFEST_MISMATCH = "manifest_mismatch"
     MANIFEST_CHECKPOINT = "manifest_checkpoint_unknown"
+    AFTER_CLOSE = "entry_after_close"
     REF_MISSING = "missing_session_ref"
     REF_BEHIND = "ref_behind"
     REF_FORGED = "forged_ref"
     UNCOVERED = "uncovered_entries"
+    TRUSTED_CHECKPOINT_UNCHECKED = "trusted_checkpoint_unchecked"
     BAD_BUNDLE = "bad_bundle"
 
 
-WARNINGS = frozenset({FindingKind.UNCOVERED})
+WARNINGS = frozenset({FindingKind.UNCOVERED, FindingKind.TRUSTED_CHECKPOINT_UNCHECKED})
 """Kinds that do not make a ledger invalid (entries are still individually signed)."""
 
 
@@ -235,11 +243,23 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class CheckContext:
-    """What a (possibly remote) entry checker needs; picklable."""
+    """What a (possibly remote) entry checker needs; picklable.
+
+    ``covered`` is the size of the largest checkpoint whose signature verified. Entries
+    below it are pinned twice over: their hashes by that checkpoint's Merkle root
+    (step 6), and their commits, signatures included, by git ids: the verified
+    checkpoint commit names the session heads, each commit names its parent, and
+    forging a commit with a given SHA-1 id takes a second preimage, which is out of
+    reach even for SHA-1. So their SSH signatures are only matched to a trusted key by
+    layout, unless ``all_signatures``; entries at or past ``covered`` rely on their
+    commit signature, which is always verified.
+    """
 
     origin: str
     genesis: bytes
     trusted: tuple[bytes, ...]
+    covered: int = 0
+    all_signatures: bool = False
     line_session: str | None = None
     all_lines: bool = False
 
@@ -261,42 +281,89 @@ CHUNK = 2000
 
 
 def _signature_finding(
-    commit: gitfmt.ParsedCommit, trusted: Mapping[bytes, PublicKey]
+    gpgsig: str | None,
+    payload: bytes,
+    trusted: Mapping[bytes, PublicKey],
+    *,
+    crypto: bool = True,
 ) -> str | None:
-    """None if the commit carries a valid SSH signature by a trusted key, else why not."""
-    if commit.gpgsig is None:
+    """None if the commit's SSH signature is acceptable, else why not.
+
+    With ``crypto=False`` the signature is only parsed: it must be an SSHSIG in the
+    ``git`` namespace by a trusted key. That is enough for commits whose payload is pinned
+    by a verified checkpoint (see :class:`CheckContext`).
+    """
+    if gpgsig is None:
         return "commit is not signed"
     try:
-        sig = sshsig.parse(commit.gpgsig)
+        if not crypto and gpgsig.endswith("\n") and sshsig.made_by(gpgsig, trusted.values()):
+            return None
+        if not gpgsig.endswith("\n") or gpgsig[:-1] != sshsig.canonical_armor(gpgsig):
+            return "commit signature armor is not in its canonical form"
+        sig = sshsig.parse(gpgsig)
         key = trusted.get(sig.public_key.raw)
         if key is None:
             return f"commit is signed by untrusted key {sig.public_key.fingerprint}"
-        sshsig.verify(commit.gpgsig, commit.payload, key)
+        sshsig.verify(gpgsig, payload, key)
     except AegisError as e:
         return f"commit signature does not verify: {e.message}"
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _ident(time: str) -> str:
     seconds = int(parse_time(time).timestamp())
     return gitfmt.format_ident(COMMITTER_NAME, COMMITTER_EMAIL, seconds)
 
 
+def _read_kind(reader: ObjectReader, oid: bytes, kind: str) -> bytes:
+    found, data = reader.read(oid)
+    if found != kind:
+        raise MalformedData(f"object {oid.hex()} is a {found}, not a {kind}")
+    return data
+
+
+def _malformed(oid: bytes, data: bytes, error: AegisError) -> Finding:
+    """An ENTRY_MALFORMED finding, located by the commit's (unverified) trailers."""
+    try:
+        trailers = render.parse_trailers(gitfmt.parse_commit(data).message)
+    except AegisError:
+        trailers = {}
+    index = trailers.get("Index", "")
+    return Finding(
+        FindingKind.ENTRY_MALFORMED,
+        error.message,
+        index=int(index) if index.isdigit() else None,
+        session=trailers.get("Session"),
+        commit=oid.hex(),
+    )
+
+
 def check_entry_commit(
     reader: ObjectReader, ctx: CheckContext, trusted: Mapping[bytes, PublicKey], oid: bytes
 ) -> EntryCheck:
-    """Step 4 for one commit: read it, check its entry, payload and signature."""
+    """Step 4 for one commit: read it, check its entry, payload and signature.
+
+    The commit's payload must be byte for byte the one its entry determines (tree,
+    parent, identities, message with trailers), so nothing in the commit can say
+    anything the hashed entry does not.
+    """
     check = EntryCheck(oid, None)
     hex_oid = oid.hex()
     try:
-        commit = read_commit(reader, oid)
-        files = read_files(reader, commit)
+        data = _read_kind(reader, oid, "commit")
+        payload, gpgsig = gitfmt.split_signature(data)
+        tree, parents = gitfmt.commit_links(payload)
+        names = gitfmt.parse_tree(_read_kind(reader, tree, "tree"))
     except AegisError as e:
-        kind = FindingKind.OBJECT_MISSING if "missing" in e.message else FindingKind.OBJECT_CORRUPT
+        kind = (
+            FindingKind.OBJECT_MISSING
+            if isinstance(e, ObjectMissing)
+            else FindingKind.OBJECT_CORRUPT
+        )
         check.findings.append(Finding(kind, e.message, commit=hex_oid))
         return check
-    data = files.get(ENTRY_FILE)
-    if data is None or len(files) != 1:
+    if len(names) != 1 or names[0][:2] != (FILE_MODE, ENTRY_FILE):
         check.findings.append(
             Finding(
                 FindingKind.ENTRY_MALFORMED,
@@ -305,38 +372,34 @@ def check_entry_commit(
             )
         )
         return check
-    digest = leaf_hash(data)
     try:
-        entry = Entry.from_bytes(data)
-    except MalformedData as e:
-        trailers = render.parse_trailers(commit.message)
-        index = trailers.get("Index")
-        check.findings.append(
-            Finding(
-                FindingKind.ENTRY_MALFORMED,
-                e.message,
-                index=int(index) if index and index.isdigit() else None,
-                session=trailers.get("Session"),
-                commit=hex_oid,
-            )
+        blob = _read_kind(reader, names[0][2], "blob")
+    except AegisError as e:
+        kind = (
+            FindingKind.OBJECT_MISSING
+            if isinstance(e, ObjectMissing)
+            else FindingKind.OBJECT_CORRUPT
         )
+        check.findings.append(Finding(kind, e.message, commit=hex_oid))
         return check
+    try:
+        entry = Entry.from_bytes(blob)
+    except AegisError as e:
+        check.findings.append(_malformed(oid, data, e))
+        return check
+    digest = leaf_hash(blob)
     where: dict[str, Any] = {"index": entry.index, "session": entry.session, "commit": hex_oid}
-    if len(commit.parents) != 1:
+    if len(parents) != 1:
         check.findings.append(
             Finding(
                 FindingKind.PARENT_MISMATCH, "entry commit must have exactly one parent", **where
             )
         )
-    parent = commit.parents[0] if commit.parents else None
+    ident = _ident(entry.time)
     expected = gitfmt.commit_payload(
-        commit.tree,
-        list(commit.parents),
-        _ident(entry.time),
-        _ident(entry.time),
-        render.commit_message(entry, digest),
+        tree, list(parents), ident, ident, render.commit_message(entry, digest)
     )
-    if commit.payload != expected:
+    if payload != expected:
         check.findings.append(
             Finding(
                 FindingKind.COMMIT_MISMATCH,
@@ -344,25 +407,25 @@ def check_entry_commit(
                 **where,
             )
         )
-    problem = _signature_finding(commit, trusted)
+    crypto = ctx.all_signatures or entry.index >= ctx.covered
+    problem = _signature_finding(gpgsig, payload, trusted, crypto=crypto)
     if problem:
         check.findings.append(Finding(FindingKind.COMMIT_SIGNATURE, problem, **where))
     if entry.ledger != ctx.origin:
         check.findings.append(
             Finding(FindingKind.WRONG_LEDGER, f"entry belongs to ledger {entry.ledger!r}", **where)
         )
-    keep_body = entry.type == "manifest"
     want_line = ctx.all_lines or entry.session == ctx.line_session
     check.record = EntryRecord(
         commit=oid,
-        parent=parent,
+        parent=parents[0] if parents else None,
         index=entry.index,
         session=entry.session,
         seq=entry.seq,
         type=entry.type,
         prev=entry.prev,
         entry_hash=digest,
-        body=dict(entry.body) if keep_body else None,
+        body=dict(entry.body) if entry.type == "manifest" else None,
         line=render.verify_line(entry) if want_line else None,
     )
     return check
@@ -403,6 +466,7 @@ def verify_repository(
     trusted_checkpoint: Checkpoint | None = None,
     checker: EntryChecker | None = None,
     all_lines: bool = False,
+    all_signatures: bool = False,
     progress: Progress | None = None,
 ) -> Report:
     """Replay the ledger in ``reader`` (see the module docstring for the steps).
@@ -415,6 +479,8 @@ def verify_repository(
             the ledger must contain it, or it was truncated or forked.
         checker: Runs step 4 over a list of commits (default: in this process).
         all_lines: Compute verify lines for every session.
+        all_signatures: Verify every commit's SSH signature cryptographically, not only
+            those past the newest verified checkpoint (see :class:`CheckContext`).
         progress: Told how step 4 advances.
 
     Raises:
@@ -459,13 +525,19 @@ def verify_repository(
         for name, oid in refs.items()
         if name.startswith(SESSION_PREFIX)
     }
-    order = _discover(reader, [*session_refs.values(), *roots_for_discovery], genesis_oid, report)
+    starts = [*session_refs.values(), *roots_for_discovery]
+    walk = getattr(reader, "reachable", None)  # a fast native walk, where storage has one
+    order = walk(starts, genesis_oid) if walk else None
+    if order is None:
+        order = _discover(reader, starts, genesis_oid, report)
 
     # 4. check each entry commit
     ctx = CheckContext(
         origin=origin,
         genesis=genesis_oid,
         trusted=tuple(trusted),
+        covered=max((s.checkpoint.size for s in signed if s.checkpoint is not None), default=0),
+        all_signatures=all_signatures,
         line_session=session,
         all_lines=all_lines,
     )
@@ -492,15 +564,55 @@ def verify_repository(
     if export is None:
         _check_log(records, signed, trusted_checkpoint, report)
     else:
-        _check_inclusion(records, export, signed, report)
+        _check_inclusion(records, export, signed, trusted_checkpoint, report)
 
     # 7. manifests
     _check_manifests(by_session, signed, trusted, origin, report)
 
+    _check_suspect_signatures(reader, records, ctx, trusted, report)
     report.total_entries = len(records)
     if not records:
         report.add(FindingKind.EMPTY_LEDGER, "the ledger holds no entries")
     return report
+
+
+def _check_suspect_signatures(
+    reader: ObjectReader,
+    records: list[EntryRecord],
+    ctx: CheckContext,
+    trusted: Mapping[bytes, PublicKey],
+    report: Report,
+) -> None:
+    """Fully verify the signatures of entry commits named by a finding or contested.
+
+    Commits under a verified checkpoint had their signatures matched to a trusted key
+    but not verified (see :class:`CheckContext`); where something is wrong around such a
+    commit, the cryptographic check tells a forged commit from a genuine one.
+    """
+    if ctx.all_signatures:
+        return
+    named = {f.commit for f in report.findings if f.kind != FindingKind.COMMIT_SIGNATURE}
+    claims: dict[object, int] = defaultdict(int)
+    for r in records:
+        claims[r.index] += 1
+        claims[(r.session, r.seq)] += 1
+    for r in records:
+        contested = claims[r.index] > 1 or claims[(r.session, r.seq)] > 1
+        if r.index >= ctx.covered or not (contested or r.commit.hex() in named):
+            continue
+        try:
+            payload, gpgsig = gitfmt.split_signature(_read_kind(reader, r.commit, "commit"))
+        except AegisError:
+            continue  # already reported when the commit was checked
+        problem = _signature_finding(gpgsig, payload, trusted)
+        if problem:
+            report.add(
+                FindingKind.COMMIT_SIGNATURE,
+                problem,
+                index=r.index,
+                session=r.session,
+                commit=r.commit.hex(),
+            )
 
 
 def _tree_names(reader: ObjectReader, commit: gitfmt.ParsedCommit) -> set[str]:
@@ -517,7 +629,11 @@ def _read_commit_or_report(
     try:
         return read_commit(reader, oid)
     except AegisError as e:
-        kind = FindingKind.OBJECT_MISSING if "missing" in e.message else FindingKind.OBJECT_CORRUPT
+        kind = (
+            FindingKind.OBJECT_MISSING
+            if isinstance(e, ObjectMissing)
+            else FindingKind.OBJECT_CORRUPT
+        )
         report.add(kind, e.message, commit=oid.hex())
         return None
 
@@ -537,7 +653,13 @@ def _check_genesis(
         return None, None
     if commit.parents:
         report.add(FindingKind.BAD_GENESIS, "genesis commit has parents", commit=oid.hex())
-    problem = _signature_finding(commit, trusted)
+    if set(files) != {GENESIS_FILE} or commit.message != genesis_message(doc):
+        report.add(
+            FindingKind.BAD_GENESIS,
+            "genesis commit holds other files or its message differs from the document",
+            commit=oid.hex(),
+        )
+    problem = _signature_finding(commit.gpgsig, commit.payload, trusted)
     if problem:
         report.add(FindingKind.COMMIT_SIGNATURE, f"genesis: {problem}", commit=oid.hex())
     return doc.ledger, genesis_hash(data)
@@ -580,7 +702,7 @@ def _walk_checkpoints(
         if commit is None:
             break
         hex_oid = oid.hex()
-        problem = _signature_finding(commit, trusted)
+        problem = _signature_finding(commit.gpgsig, commit.payload, trusted)
         if problem:
             report.add(FindingKind.COMMIT_SIGNATURE, f"checkpoint: {problem}", commit=hex_oid)
         if not commit.parents:
@@ -591,10 +713,11 @@ def _walk_checkpoints(
             )
             break
         try:
-            note = read_files(reader, commit).get(CHECKPOINT_FILE)
+            files = read_files(reader, commit)
         except AegisError as e:
             report.add(FindingKind.OBJECT_CORRUPT, e.message, commit=hex_oid)
-            note = None
+            files = {}
+        note = files.get(CHECKPOINT_FILE)
         cp = _open_note(note, origin, trusted, report, hex_oid) if note is not None else None
         if note is None:
             report.add(
@@ -602,12 +725,44 @@ def _walk_checkpoints(
                 "commit on main holds no checkpoint",
                 commit=hex_oid,
             )
+        elif cp is not None and (problem := _checkpoint_commit_problem(commit, files, cp)):
+            report.add(FindingKind.CHECKPOINT_MALFORMED, problem, commit=hex_oid)
         # An unverified checkpoint (cp None) is kept: the entries under it are still checked.
         chain.append(_Signed(cp, oid, tuple(commit.parents[1:])))
         oid = commit.parents[0]
     chain.reverse()
     signed.extend(chain)
     report.checkpoints = sum(1 for s in signed if s.checkpoint is not None)
+
+
+def _checkpoint_commit_problem(
+    commit: gitfmt.ParsedCommit, files: Mapping[str, bytes], cp: Checkpoint
+) -> str | None:
+    """Why a checkpoint commit is not exactly what the writer makes for ``cp``, or None."""
+    if set(files) != {CHECKPOINT_FILE, RANGE_FILE}:
+        return f"checkpoint tree holds {sorted(files)}, not {CHECKPOINT_FILE} and {RANGE_FILE}"
+    problem = _compact_range_problem(files[RANGE_FILE], cp)
+    if problem:
+        return f"compact-range is wrong: {problem}"
+    if commit.message != checkpoint_message(cp, len(commit.parents) - 1):
+        return "checkpoint commit message differs from its checkpoint"
+    if commit.author != commit.committer:
+        return "checkpoint commit author and committer differ"
+    return None
+
+
+def _compact_range_problem(data: bytes, cp: Checkpoint) -> str | None:
+    """Why ``compact-range`` (size line, then lowercase hex nodes) does not match ``cp``."""
+    try:
+        size_line, *nodes = data.decode("ascii").split("\n")[:-1]
+        compact = CompactRange.from_nodes(cp.size, [bytes.fromhex(n) for n in nodes])
+    except (ValueError, UnicodeDecodeError, MalformedData) as e:
+        return str(e)
+    if size_line != str(cp.size) or not data.endswith(b"\n"):
+        return "its size line differs from the checkpoint"
+    if compact.root() != cp.root or any(n != n.lower() for n in nodes):
+        return "its nodes do not hash to the checkpoint root"
+    return None
 
 
 def _read_export(
@@ -675,10 +830,7 @@ def _discover(
         seen.add(oid)
         order.append(oid)
         try:
-            kind, data = reader.read(oid)
-            if kind != "commit":
-                raise MalformedData(f"object {oid.hex()} is a {kind}, not a commit")
-            parents = gitfmt.parse_commit(data).parents
+            _tree, parents = gitfmt.commit_links(_read_kind(reader, oid, "commit"))
         except AegisError:
             continue  # reported when the commit is checked
         stack.extend(p for p in parents if p not in seen)
@@ -735,6 +887,12 @@ def _check_sessions(
                 report.add(
                     FindingKind.PARENT_MISMATCH,
                     "git parent is not the commit of the session's previous entry",
+                    **where,
+                )
+            if summary.closed:
+                report.add(
+                    FindingKind.AFTER_CLOSE,
+                    "entry follows the session's final manifest",
                     **where,
                 )
             if r.type == "manifest":
@@ -836,9 +994,11 @@ def _check_log(
     tree = CompactRange()
     if 0 in wanted:
         wanted[0] = tree.root()
+    blocked = ""
     for index in range(top):
         run = by_index.get(index)
         if not run or len(run) > 1:
+            blocked = f"index {index} is claimed by {len(run)} entries" if run else ""
             break
         tree.append(run[0].entry_hash)
         if tree.size in wanted:
@@ -849,7 +1009,14 @@ def _check_log(
     for cp, s in verified:
         hex_oid = s.commit.hex()
         got = wanted.get(cp.size)
-        if got is None:
+        if got is None and blocked:
+            report.add(
+                FindingKind.CHECKPOINT_MISMATCH,
+                f"cannot recompute the root of the first {cp.size} entries: {blocked}",
+                index=contiguous,
+                commit=hex_oid,
+            )
+        elif got is None:
             report.add(
                 FindingKind.TRUNCATED,
                 f"signed checkpoint covers {cp.size} entries but only {contiguous} "
@@ -891,16 +1058,21 @@ def _check_log(
     elif verified:
         latest = max((cp for cp, _ in verified), key=lambda cp: cp.size)
         report.latest_checkpoint = latest
-        if len(records) > latest.size:
+        newer = sum(1 for index in by_index if index >= latest.size)
+        if newer:
             report.add(
                 FindingKind.UNCOVERED,
-                f"{len(records) - latest.size} entries are newer than the latest checkpoint",
+                f"{newer} entries are newer than the latest checkpoint",
                 index=latest.size,
             )
 
 
 def _check_inclusion(
-    records: list[EntryRecord], export: Mapping[str, Any], signed: list[_Signed], report: Report
+    records: list[EntryRecord],
+    export: Mapping[str, Any],
+    signed: list[_Signed],
+    trusted_checkpoint: Checkpoint | None,
+    report: Report,
 ) -> None:
     if not signed:
         report.add(FindingKind.UNSIGNED, "the export holds no checkpoint signed by a trusted key")
@@ -909,6 +1081,24 @@ def _check_inclusion(
     if latest is None:  # export checkpoints are only kept once verified
         return
     report.latest_checkpoint = latest
+    if trusted_checkpoint is not None:
+        if trusted_checkpoint.size > latest.size:
+            report.add(
+                FindingKind.TRUNCATED,
+                f"the export's checkpoint covers {latest.size} entries, fewer than the "
+                f"trusted checkpoint's {trusted_checkpoint.size}",
+            )
+        elif trusted_checkpoint.size == latest.size and trusted_checkpoint.root != latest.root:
+            report.add(
+                FindingKind.TRUSTED_CHECKPOINT_MISMATCH,
+                "the export's checkpoint differs from the trusted checkpoint of the same size",
+            )
+        elif trusted_checkpoint.size < latest.size:
+            report.add(
+                FindingKind.TRUSTED_CHECKPOINT_UNCHECKED,
+                "a session export carries no consistency proof from the trusted checkpoint; "
+                "verify the whole ledger to check it",
+            )
     proofs = export.get("inclusion", {})
     seen: set[int] = set()
     for r in records:
@@ -969,6 +1159,8 @@ def _check_manifests(
                 problems.append("names another ledger or session")
             if manifest.last_seq != r.seq - 1:
                 problems.append("does not end at the entry before it")
+            if manifest.first_seq != 0:
+                problems.append("does not start at the session's first entry (seq 0)")
             if any(c is None for c in covered):
                 problems.append("covers entries that are missing")
             else:
