@@ -21,16 +21,17 @@ import json
 import os
 import random
 import statistics
-import string
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from pathlib import Path
 
 import pygit2
 
+from aegisflow.canonical import canonical_bytes
 from aegisflow.keys import Signer
 from aegisflow.ledger.bundle import export_all, export_session
 from aegisflow.ledger.gitstore import GitStorage
@@ -40,25 +41,42 @@ from aegisflow.ledger.verify import verify_repository
 
 ORIGIN = "aegisflow.bench/ledger"
 TOOLS = ["github.get_file_contents", "github.create_pull_request", "shell.pytest", "shell.git"]
+POLICY_HASH = "sha256:" + "5e" * 32
+
+
+TITLES = [
+    "fix: stabilize flaky TestEvidenceChain_Concurrent",
+    "chore: bump pygit2 to 1.21",
+    "feat: add readonly policy pack",
+    "docs: explain approval expiry",
+    "refactor: split gateway handlers",
+    "test: cover hostile session ids",
+]
+PATHS = ["src/aegisflow/ledger", "src/aegisflow/policy", "tests", "docs", "bench"]
 
 
 def body(n: int, rng: random.Random) -> dict:
-    words = "".join(rng.choice(string.ascii_lowercase + " ") for _ in range(180))
+    """A ~500-byte decision body shaped like the service's (random ids and digests)."""
     return {
-        "envelope_id": f"{rng.getrandbits(128):032x}",
+        "envelope_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "decision": rng.choice(["allow", "allow", "allow", "review", "block"]),
         "tool": rng.choice(TOOLS),
         "target": "aegisflow/aegisflow",
+        "capability": rng.choice(["read", "write", "execute"]),
         "policy": "pr-writer",
+        "policy_hash": POLICY_HASH,
         "matched_rule": "git:github.get_*",
         "action_digest": f"{rng.getrandbits(256):064x}",
-        "parameters": {"path": f"src/pkg/module_{n % 977}.py", "ref": "main", "note": words},
+        "actor": {"agent": "claude-code", "principal": "agent-ci", "session": f"s{n % 32}"},
+        "parameters": {
+            "path": f"{rng.choice(PATHS)}/module_{rng.randrange(977)}.py",
+            "ref": "main",
+            "title": rng.choice(TITLES),
+        },
     }
 
 
 def body_size() -> int:
-    from aegisflow.canonical import canonical_bytes
-
     rng = random.Random(1)
     return round(statistics.mean(len(canonical_bytes(body(i, rng))) for i in range(200)))
 
@@ -103,8 +121,6 @@ def bench_throughput(tmp: Path, total: int, signer: Signer) -> dict:
 
 def bench_naive(tmp: Path, total: int, signer: Signer) -> dict:
     """One pygit2 commit, fsync and ref update per entry: the baseline."""
-    from aegisflow.canonical import canonical_bytes
-
     pygit2.settings.enable_fsync_gitdir(True)
     try:
         repo = pygit2.init_repository(str(tmp / "naive.git"), bare=True)
@@ -212,7 +228,8 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     signer = Signer.generate()
     results: dict = {"body_bytes": body_size(), "cpus": os.cpu_count()}
-    with tempfile.TemporaryDirectory(prefix="aegisflow-bench-", dir=os.environ.get("BENCH_TMP")) as d:
+    scratch = os.environ.get("BENCH_TMP")
+    with tempfile.TemporaryDirectory(prefix="aegisflow-bench-", dir=scratch) as d:
         tmp = Path(d)
         steps = {
             "throughput": lambda: bench_throughput(tmp, args.throughput, signer),
