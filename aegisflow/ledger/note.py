@@ -37,7 +37,7 @@ MAX_NOTE_BYTES = 1 << 20
 #: The spec requires accepting at least 16; golang.org/x/mod/sumdb/note stops at 100.
 MAX_SIGNATURES = 100
 
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 _HEX8 = re.compile("[0-9a-fA-F]{8}")
 
 
