@@ -121,10 +121,18 @@ def repo(built: Built, tmp_path: Path) -> Repo:
     return Repo(path)
 
 
-def verify(path: Path, key: PublicKey, trusted_checkpoint: Checkpoint | None = None) -> Report:
+def verify(
+    path: Path,
+    key: PublicKey,
+    trusted_checkpoint: Checkpoint | None = None,
+    *,
+    all_signatures: bool = False,
+) -> Report:
     storage = GitStorage(path)
     try:
-        return verify_repository(storage, [key], trusted_checkpoint=trusted_checkpoint)
+        return verify_repository(
+            storage, [key], trusted_checkpoint=trusted_checkpoint, all_signatures=all_signatures
+        )
     finally:
         storage.close()
 
@@ -764,6 +772,32 @@ def corrupt_compact_range(repo: Repo, built: Built) -> None:
     rewrite_file(pack, flip(data, (start + end) // 2, 0x10))
 
 
+def edit_compact_range(repo: Repo, built: Built) -> None:
+    """Change one node of the newest checkpoint's compact range; re-commit main's tip."""
+    tip = repo.rev(MAIN_REF)
+    lines = repo.cat("blob", f"{tip}:compact-range").decode().split("\n")
+    lines[1] = ("0" if lines[1][0] != "0" else "1") + lines[1][1:]
+    files = {
+        "checkpoint": repo.rev(f"{tip}:checkpoint"),
+        "compact-range": repo.write("blob", "\n".join(lines).encode()),
+    }
+    repo.update_ref(MAIN_REF, repo.remake(tip, tree=repo.mktree(files)))
+
+
+def rewrap_interior_signature(repo: Repo, built: Built) -> None:
+    """Re-wrap an interior commit's armor (same signature, new id); re-chain; main."""
+    target = built.receipt("s1", 2).commit
+
+    def rewrapped(oid: str, parent: str) -> str:
+        new = repo.remake(oid, parents=[parent])
+        raw = repo.cat("commit", new)
+        start = raw.index(b"-----BEGIN SSH SIGNATURE-----\n") + 31
+        cut = raw.index(b"\n ", start)
+        return repo.write("commit", raw[:cut] + raw[cut + 2 :])
+
+    repo.rebuild_session("s1", replace={target: rewrapped})
+
+
 def corrupt_pack_index(repo: Repo, built: Built) -> None:
     """Flip a bit of an entry blob's id in the .idx of its pack: the blob is lost."""
     oid = blob_of(repo, built.receipt("s1", 1).commit)
@@ -937,6 +971,12 @@ TAMPER_CASES = [
         K.COMMIT_SIGNATURE,
     ),
     case("compact-range-byte-flip-packed", corrupt_compact_range, K.OBJECT_CORRUPT),
+    case(
+        "compact-range-edited",
+        edit_compact_range,
+        K.CHECKPOINT_MALFORMED,
+        K.COMMIT_SIGNATURE,
+    ),
     case("pack-index-byte-flip", corrupt_pack_index, K.OBJECT_MISSING, K.INDEX_GAP),
     case("newest-pack-deleted", delete_newest_pack, K.OBJECT_MISSING),
     case(
@@ -973,7 +1013,14 @@ TAMPER_CASES = [
         K.COMMIT_SIGNATURE,
     ),
     case("fork-signed-backup", fork_signed_backup, K.FORK, K.DUPLICATE_INDEX),
-    case("fork-signature-armor-rewrapped", rewrap_head_signature, K.FORK, K.DUPLICATE_INDEX),
+    case(
+        "fork-signature-armor-rewrapped",
+        rewrap_head_signature,
+        K.FORK,
+        K.DUPLICATE_INDEX,
+        K.COMMIT_SIGNATURE,
+    ),
+    case("interior-signature-armor-rewrapped", rewrap_interior_signature, K.COMMIT_SIGNATURE),
     case("duplicate-index-signed-backup", duplicate_index_signed_backup, K.DUPLICATE_INDEX),
     case(
         "duplicate-index-crafted",
@@ -994,12 +1041,28 @@ def test_template_is_clean(built: Built) -> None:
 
 @pytest.mark.parametrize("tamper", TAMPER_CASES)
 def test_tampering_is_reported(tamper: Case, repo: Repo, built: Built) -> None:
+    """Default verification finds the attack; checking every signature changes no verdict.
+
+    By default only commits past the newest verified checkpoint, or named by a finding,
+    get a cryptographic signature check; ``all_signatures`` checks them all.
+    """
     tamper.mutate(repo, built)
     trusted = built.latest if tamper.trusted_checkpoint else None
     report = verify(repo.path, built.key, trusted)
     kinds = {f.kind for f in report.findings}
     assert tamper.expected <= kinds, f"missing {tamper.expected - kinds}; got {report.findings}"
     assert not report.valid
+    full = verify(repo.path, built.key, trusted, all_signatures=True)
+    assert not full.valid
+    assert kinds <= {f.kind for f in full.findings}
+
+
+def test_rewrapped_interior_entry_commit_is_named(repo: Repo, built: Built) -> None:
+    rewrap_interior_signature(repo, built)
+    named = {
+        f.session for f in verify(repo.path, built.key).findings if f.kind == K.COMMIT_SIGNATURE
+    }
+    assert "s1" in named
 
 
 def test_rewind_is_invisible_without_a_trusted_checkpoint(repo: Repo, built: Built) -> None:

@@ -186,15 +186,18 @@ def made_by(
 ) -> PublicKey | None:
     """The key among ``keys`` that this signature names, checked by layout only.
 
-    No cryptography: the blob must be exactly what :func:`sign` produces for that key
-    and namespace (sha512, one Ed25519 signature), byte for byte up to the signature
-    value. Callers use it where the signed bytes are pinned by other signed data (a
-    verified checkpoint commit names the session heads, whose ids pin every ancestor).
+    No cryptography: the armor must be exactly what :func:`sign` writes (trailing
+    newlines aside) and the blob exactly what it produces for that key and namespace
+    (sha512, one Ed25519 signature), byte for byte up to the signature value. Callers
+    use it where the signed bytes are pinned by other signed data (a verified
+    checkpoint commit names the session heads, whose ids pin every ancestor).
 
     Raises:
         MalformedData: If ``armored`` is not an armored SSHSIG blob.
     """
     blob = _dearmor(armored)
+    if armored.rstrip("\n") != _armor(blob):
+        return None  # not the armor sign() writes: a full parse says what is wrong
     for key in keys:
         prefix = _expected_prefix(key, namespace)
         if blob.startswith(prefix) and len(blob) == len(prefix) + 64:

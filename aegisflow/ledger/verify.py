@@ -365,11 +365,7 @@ def check_entry_commit(
         return check
     if len(names) != 1 or names[0][:2] != (FILE_MODE, ENTRY_FILE):
         check.findings.append(
-            Finding(
-                FindingKind.ENTRY_MALFORMED,
-                "commit does not hold exactly entry.json",
-                commit=hex_oid,
-            )
+            _malformed(oid, data, MalformedData("commit does not hold exactly entry.json"))
         )
         return check
     try:
@@ -456,6 +452,8 @@ class _Signed:
     commit: bytes
     heads: tuple[bytes, ...] = ()
     consistency: tuple[bytes, ...] | None = None
+    commit_signed: bool = True
+    """Whether the checkpoint commit's own SSH signature verified (it pins the heads)."""
 
 
 def verify_repository(
@@ -536,7 +534,10 @@ def verify_repository(
         origin=origin,
         genesis=genesis_oid,
         trusted=tuple(trusted),
-        covered=max((s.checkpoint.size for s in signed if s.checkpoint is not None), default=0),
+        covered=max(
+            (s.checkpoint.size for s in signed if s.checkpoint is not None and s.commit_signed),
+            default=0,
+        ),
         all_signatures=all_signatures,
         line_session=session,
         all_lines=all_lines,
@@ -705,6 +706,7 @@ def _walk_checkpoints(
         problem = _signature_finding(commit.gpgsig, commit.payload, trusted)
         if problem:
             report.add(FindingKind.COMMIT_SIGNATURE, f"checkpoint: {problem}", commit=hex_oid)
+        commit_signed = problem is None
         if not commit.parents:
             report.add(
                 FindingKind.CHECKPOINT_PARENT,
@@ -715,20 +717,29 @@ def _walk_checkpoints(
         try:
             files = read_files(reader, commit)
         except AegisError as e:
-            report.add(FindingKind.OBJECT_CORRUPT, e.message, commit=hex_oid)
-            files = {}
-        note = files.get(CHECKPOINT_FILE)
+            kind = (
+                FindingKind.OBJECT_MISSING
+                if isinstance(e, ObjectMissing)
+                else FindingKind.OBJECT_CORRUPT
+            )
+            report.add(kind, e.message, commit=hex_oid)
+            files = None
+        note = files.get(CHECKPOINT_FILE) if files is not None else None
         cp = _open_note(note, origin, trusted, report, hex_oid) if note is not None else None
-        if note is None:
+        if files is not None and note is None:
             report.add(
                 FindingKind.CHECKPOINT_MALFORMED,
                 "commit on main holds no checkpoint",
                 commit=hex_oid,
             )
-        elif cp is not None and (problem := _checkpoint_commit_problem(commit, files, cp)):
+        elif (
+            files is not None
+            and cp is not None
+            and (problem := _checkpoint_commit_problem(commit, files, cp))
+        ):
             report.add(FindingKind.CHECKPOINT_MALFORMED, problem, commit=hex_oid)
         # An unverified checkpoint (cp None) is kept: the entries under it are still checked.
-        chain.append(_Signed(cp, oid, tuple(commit.parents[1:])))
+        chain.append(_Signed(cp, oid, tuple(commit.parents[1:]), commit_signed=commit_signed))
         oid = commit.parents[0]
     chain.reverse()
     signed.extend(chain)
@@ -918,7 +929,7 @@ def _check_sessions(
             if at is None:
                 report.add(
                     FindingKind.REF_FORGED,
-                    "session ref points at a commit that is not an entry of this session",
+                    "session ref points at an object that is not an entry of this session",
                     session=name,
                     commit=ref.hex(),
                 )
@@ -936,7 +947,7 @@ def _check_sessions(
         if name not in by_session:
             report.add(
                 FindingKind.REF_FORGED,
-                "session ref points at a commit that is not an entry of this session",
+                "session ref points at an object that is not an entry of this session",
                 session=name,
                 commit=ref.hex(),
             )
