@@ -33,7 +33,10 @@ _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,254}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")
 """Lead bytes of 4-byte UTF-8 sequences: characters outside the BMP."""
-_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_TIME_RE = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 ENTRY_TYPES = frozenset(
@@ -325,8 +328,17 @@ class Genesis:
         if type(self.v) is not int or self.v != FORMAT_VERSION:
             raise InvalidEntry(f"genesis format version {self.v!r} is not {FORMAT_VERSION}")
         validate_origin(self.ledger)
-        if not isinstance(self.created, str) or not _TIME_RE.fullmatch(self.created):
-            raise InvalidEntry("genesis time must be YYYY-MM-DDTHH:MM:SS.ffffffZ")
+        if not isinstance(self.created, str):
+            raise InvalidEntry("genesis time must be a string")
+        try:
+            parse_time(self.created)
+        except MalformedData as e:
+            raise InvalidEntry(f"genesis {e.message}") from e
+        if not all(
+            isinstance(k, Mapping) and all(isinstance(v, str) for v in k.values())
+            for k in self.keys
+        ):
+            raise InvalidEntry("genesis keys must be objects of strings")
 
     def canonical(self) -> bytes:
         return canonical_bytes(

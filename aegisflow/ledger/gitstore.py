@@ -178,7 +178,8 @@ class GitStorage:
         stdin = "".join(f"{oid.hex()}\n" for oid in starts) + f"^{stop.hex()}\n"
         try:
             proc = subprocess.run(
-                ["git", "--git-dir", str(self.path), "rev-list", "--stdin"],
+                # Replacement refs must not change what is verified.
+                ["git", "--no-replace-objects", "--git-dir", str(self.path), "rev-list", "--stdin"],
                 input=stdin.encode(),
                 capture_output=True,
                 timeout=600,

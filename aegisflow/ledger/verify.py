@@ -33,6 +33,7 @@ import base64
 import binascii
 import functools
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ from aegisflow.ledger.sequencer import (
 from aegisflow.ledger.storage import GENESIS_REF, MAIN_REF, SESSION_PREFIX, ObjectReader
 
 EXPORT_FILE = "export.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 EXPORT_TYPE = "aegisflow/session-export"
 
 
@@ -502,6 +504,11 @@ def verify_repository(
     report.origin = origin
     if origin is None or ghash is None:
         return report
+    if trusted_checkpoint is not None and trusted_checkpoint.origin != origin:
+        report.add(
+            FindingKind.TRUSTED_CHECKPOINT_MISMATCH,
+            f"the trusted checkpoint is of log {trusted_checkpoint.origin!r}, not {origin!r}",
+        )
 
     # 2. main: checkpoint chain or export commit
     signed: list[_Signed] = []
@@ -771,7 +778,9 @@ def _compact_range_problem(data: bytes, cp: Checkpoint) -> str | None:
         return str(e)
     if size_line != str(cp.size) or not data.endswith(b"\n"):
         return "its size line differs from the checkpoint"
-    if compact.root() != cp.root or any(n != n.lower() for n in nodes):
+    if not all(_HEX64.fullmatch(n) for n in nodes):
+        return "its nodes are not 64 lowercase hex digits each"
+    if compact.root() != cp.root:
         return "its nodes do not hash to the checkpoint root"
     return None
 
@@ -821,8 +830,10 @@ def _read_export(
                 commit=hex_oid,
             )
             continue
-        signed.append(_Signed(cp, oid, consistency=proof))
-    signed.append(_Signed(latest, oid))
+        signed.append(_Signed(cp, oid, consistency=proof, commit_signed=False))
+    # The export commit is unsigned, so nothing pins the entry commits' ids: every entry
+    # signature of an export is verified cryptographically (commit_signed=False).
+    signed.append(_Signed(latest, oid, commit_signed=False))
     report.checkpoints = len(signed)
     return export
 
@@ -1051,7 +1062,14 @@ def _check_log(
                 )
     if trusted_checkpoint is not None:
         got = wanted.get(trusted_checkpoint.size)
-        if got is None:
+        if got is None and blocked:
+            report.add(
+                FindingKind.TRUSTED_CHECKPOINT_MISMATCH,
+                f"cannot recompute the root of the first {trusted_checkpoint.size} entries "
+                f"for the trusted checkpoint: {blocked}",
+                index=contiguous,
+            )
+        elif got is None:
             report.add(
                 FindingKind.TRUNCATED,
                 f"the trusted checkpoint covers {trusted_checkpoint.size} entries but only "
