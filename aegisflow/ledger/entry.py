@@ -133,6 +133,15 @@ def parse_time(text: str) -> datetime:
     return moment
 
 
+def _validate_time(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidEntry(f"{what} time must be a string")
+    try:
+        parse_time(value)
+    except MalformedData as e:
+        raise InvalidEntry(f"{what} {e.message}") from e
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
     """One ledger entry. ``body`` must not be mutated after construction."""
@@ -159,12 +168,7 @@ class Entry:
                 raise InvalidEntry(f"entry {name} must be a non-negative integer")
         if not isinstance(self.prev, str) or not _HEX64_RE.fullmatch(self.prev):
             raise InvalidEntry("entry prev must be 64 lowercase hex characters")
-        if not isinstance(self.time, str):
-            raise InvalidEntry("entry time must be a string")
-        try:
-            parse_time(self.time)
-        except MalformedData as e:
-            raise InvalidEntry(f"entry {e.message}") from e
+        _validate_time(self.time, "entry")
         if not isinstance(self.body, Mapping):
             raise InvalidEntry("entry body must be a JSON object")
 
@@ -328,12 +332,7 @@ class Genesis:
         if type(self.v) is not int or self.v != FORMAT_VERSION:
             raise InvalidEntry(f"genesis format version {self.v!r} is not {FORMAT_VERSION}")
         validate_origin(self.ledger)
-        if not isinstance(self.created, str):
-            raise InvalidEntry("genesis time must be a string")
-        try:
-            parse_time(self.created)
-        except MalformedData as e:
-            raise InvalidEntry(f"genesis {e.message}") from e
+        _validate_time(self.created, "genesis")
         if not all(
             isinstance(k, Mapping) and all(isinstance(v, str) for v in k.values())
             for k in self.keys

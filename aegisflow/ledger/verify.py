@@ -325,6 +325,16 @@ def _read_kind(reader: ObjectReader, oid: bytes, kind: str) -> bytes:
     return data
 
 
+def _object_finding(error: AegisError, commit: str) -> Finding:
+    """``object_missing`` or ``object_corrupt`` for a failed read."""
+    kind = (
+        FindingKind.OBJECT_MISSING
+        if isinstance(error, ObjectMissing)
+        else FindingKind.OBJECT_CORRUPT
+    )
+    return Finding(kind, error.message, commit=commit)
+
+
 def _malformed(oid: bytes, data: bytes, error: AegisError) -> Finding:
     """An ENTRY_MALFORMED finding, located by the commit's (unverified) trailers."""
     try:
@@ -358,12 +368,7 @@ def check_entry_commit(
         tree, parents = gitfmt.commit_links(payload)
         names = gitfmt.parse_tree(_read_kind(reader, tree, "tree"))
     except AegisError as e:
-        kind = (
-            FindingKind.OBJECT_MISSING
-            if isinstance(e, ObjectMissing)
-            else FindingKind.OBJECT_CORRUPT
-        )
-        check.findings.append(Finding(kind, e.message, commit=hex_oid))
+        check.findings.append(_object_finding(e, hex_oid))
         return check
     if len(names) != 1 or names[0][:2] != (FILE_MODE, ENTRY_FILE):
         check.findings.append(
@@ -373,12 +378,7 @@ def check_entry_commit(
     try:
         blob = _read_kind(reader, names[0][2], "blob")
     except AegisError as e:
-        kind = (
-            FindingKind.OBJECT_MISSING
-            if isinstance(e, ObjectMissing)
-            else FindingKind.OBJECT_CORRUPT
-        )
-        check.findings.append(Finding(kind, e.message, commit=hex_oid))
+        check.findings.append(_object_finding(e, hex_oid))
         return check
     try:
         entry = Entry.from_bytes(blob)
@@ -637,12 +637,7 @@ def _read_commit_or_report(
     try:
         return read_commit(reader, oid)
     except AegisError as e:
-        kind = (
-            FindingKind.OBJECT_MISSING
-            if isinstance(e, ObjectMissing)
-            else FindingKind.OBJECT_CORRUPT
-        )
-        report.add(kind, e.message, commit=oid.hex())
+        report.findings.append(_object_finding(e, oid.hex()))
         return None
 
 
@@ -724,12 +719,7 @@ def _walk_checkpoints(
         try:
             files = read_files(reader, commit)
         except AegisError as e:
-            kind = (
-                FindingKind.OBJECT_MISSING
-                if isinstance(e, ObjectMissing)
-                else FindingKind.OBJECT_CORRUPT
-            )
-            report.add(kind, e.message, commit=hex_oid)
+            report.findings.append(_object_finding(e, hex_oid))
             files = None
         note = files.get(CHECKPOINT_FILE) if files is not None else None
         cp = _open_note(note, origin, trusted, report, hex_oid) if note is not None else None
