@@ -339,8 +339,9 @@ class Ledger:
         due = self._checkpoint_due()
         if builder.uncovered and (self._stopping or (due is not None and due <= 0)):
             builder.checkpoint()
-        if builder.objects or builder.ref_updates():
-            self._storage.write(builder.objects, builder.ref_updates())
+        refs = builder.ref_updates()
+        if builder.objects or refs:
+            self._storage.write(builder.objects, refs)
         builder.apply()
         if builder.wrote_checkpoint:
             self._last_checkpoint = time.monotonic()
