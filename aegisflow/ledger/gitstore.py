@@ -156,6 +156,9 @@ class GitStorage:
 
     # -- reading ------------------------------------------------------------------
 
+    verifies_ids = True
+    """libgit2's strict hash verification checks every object read against its id."""
+
     def read(self, oid: bytes) -> GitObject:
         with self._read_lock:
             try:
@@ -175,8 +178,8 @@ class GitStorage:
                     out[ref.name] = target.raw
         return out
 
-    def reachable(self, starts: Sequence[bytes], stop: bytes) -> list[bytes] | None:
-        """Commits reachable from ``starts`` but not from ``stop``, via ``git rev-list``.
+    def reachable(self, starts: Sequence[bytes], exclude: Sequence[bytes]) -> list[bytes] | None:
+        """Commits reachable from ``starts`` but not from ``exclude``, via ``git rev-list``.
 
         Several times faster than walking in Python; returns None when git cannot walk
         the graph (a missing or corrupt commit), so the caller falls back to its own
@@ -184,7 +187,8 @@ class GitStorage:
         """
         if not starts:
             return []
-        stdin = "".join(f"{oid.hex()}\n" for oid in starts) + f"^{stop.hex()}\n"
+        stdin = "".join(f"{oid.hex()}\n" for oid in starts)
+        stdin += "".join(f"^{oid.hex()}\n" for oid in exclude)
         try:
             proc = subprocess.run(
                 # Replacement refs must not change what is verified.

@@ -33,7 +33,7 @@ import base64
 import binascii
 import hashlib
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -179,42 +179,6 @@ def canonical_armor(armored: str) -> str:
         MalformedData: If ``armored`` is not an armored SSHSIG blob.
     """
     return _armor(_dearmor(armored))
-
-
-def made_by(
-    armored: str, keys: Iterable[PublicKey], *, namespace: str = DEFAULT_NAMESPACE
-) -> PublicKey | None:
-    """The key among ``keys`` that this signature names, checked by layout only.
-
-    No cryptography: the armor must be exactly what :func:`sign` writes (trailing
-    newlines aside) and the blob exactly what it produces for that key and namespace
-    (sha512, one Ed25519 signature), byte for byte up to the signature value. Callers
-    use it where the signed bytes are pinned by other signed data (a verified
-    checkpoint commit names the session heads, whose ids pin every ancestor).
-
-    Raises:
-        MalformedData: If ``armored`` is not an armored SSHSIG blob.
-    """
-    blob = _dearmor(armored)
-    if armored.rstrip("\n") != _armor(blob):
-        return None  # not the armor sign() writes: a full parse says what is wrong
-    for key in keys:
-        prefix = _expected_prefix(key, namespace)
-        if blob.startswith(prefix) and len(blob) == len(prefix) + 64:
-            return key
-    return None
-
-
-@lru_cache(maxsize=64)
-def _expected_prefix(key: PublicKey, namespace: str) -> bytes:
-    # Everything sign() writes before the 64 signature bytes.
-    return (
-        _blob_prefix(key, namespace)
-        + ssh_string(DEFAULT_HASH.encode())
-        + struct.pack(">I", 4 + len(ED25519_ALG) + 4 + 64)
-        + ssh_string(ED25519_ALG)
-        + struct.pack(">I", 64)
-    )
 
 
 def parse(armored: str) -> SshSignature:

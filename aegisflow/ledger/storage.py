@@ -27,7 +27,11 @@ def session_ref(session: str) -> str:
 
 
 class ObjectReader(Protocol):
-    """Read access to a git repository."""
+    """Read access to a git repository.
+
+    A reader that checks every object's bytes against its id may say so with a true
+    ``verifies_ids`` attribute; the verifier checks ids itself otherwise.
+    """
 
     def read(self, oid: bytes) -> GitObject:
         """Return ``(kind, data)`` of object ``oid`` (20 raw bytes).
@@ -61,6 +65,8 @@ class Storage(ObjectReader, Protocol):
 
 class MemoryStorage:
     """Objects and refs in dictionaries. ``fail_after`` injects write failures."""
+
+    verifies_ids = True
 
     def __init__(self) -> None:
         self.objects: dict[bytes, GitObject] = {}

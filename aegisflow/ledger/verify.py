@@ -36,7 +36,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -247,20 +247,23 @@ class Report:
 class CheckContext:
     """What a (possibly remote) entry checker needs; picklable.
 
-    ``covered`` is the size of the largest checkpoint whose signature verified. Entries
-    below it are pinned twice over: their hashes by that checkpoint's Merkle root
-    (step 6), and their commits, signatures included, by git ids: the verified
-    checkpoint commit names the session heads, each commit names its parent, and
-    forging a commit with a given SHA-1 id takes a second preimage, which is out of
-    reach even for SHA-1. So their SSH signatures are only matched to a trusted key by
-    layout, unless ``all_signatures``; entries at or past ``covered`` rely on their
-    commit signature, which is always verified.
+    ``pinned`` marks commits reachable from the heads named by a checkpoint commit
+    whose own signature and note verified. Their bytes are pinned twice over: the entry
+    bytes by the signed Merkle root (step 6, SHA-256), and every commit byte, the SSH
+    signature and message included, by git ids from that signed checkpoint commit
+    (each commit names its parent; forging a commit with a given id takes a SHA-1
+    second preimage, out of reach even for SHA-1, and readers check that bytes hash to
+    their ids). So pinned commits are checked for what the log needs (readable objects,
+    the entry's fields, its hash, its links) and not re-rendered or re-signed: that
+    would re-check bytes already fixed by signed data. Unless ``all_signatures``; every
+    other commit gets every check, its signature verified cryptographically, and so
+    does every pinned commit a finding points at (the suspects of step 8).
     """
 
     origin: str
     genesis: bytes
     trusted: tuple[bytes, ...]
-    covered: int = 0
+    pinned: bool = False
     all_signatures: bool = False
     line_session: str | None = None
     all_lines: bool = False
@@ -283,23 +286,12 @@ CHUNK = 2000
 
 
 def _signature_finding(
-    gpgsig: str | None,
-    payload: bytes,
-    trusted: Mapping[bytes, PublicKey],
-    *,
-    crypto: bool = True,
+    gpgsig: str | None, payload: bytes, trusted: Mapping[bytes, PublicKey]
 ) -> str | None:
-    """None if the commit's SSH signature is acceptable, else why not.
-
-    With ``crypto=False`` the signature is only parsed: it must be an SSHSIG in the
-    ``git`` namespace by a trusted key. That is enough for commits whose payload is pinned
-    by a verified checkpoint (see :class:`CheckContext`).
-    """
+    """None if the commit carries a canonical SSHSIG by a trusted key over ``payload``."""
     if gpgsig is None:
         return "commit is not signed"
     try:
-        if not crypto and gpgsig.endswith("\n") and sshsig.made_by(gpgsig, trusted.values()):
-            return None
         if not gpgsig.endswith("\n") or gpgsig[:-1] != sshsig.canonical_armor(gpgsig):
             return "commit signature armor is not in its canonical form"
         sig = sshsig.parse(gpgsig)
@@ -319,9 +311,17 @@ def _ident(time: str) -> str:
 
 
 def _read_kind(reader: ObjectReader, oid: bytes, kind: str) -> bytes:
+    """Read an object, checking its kind and its id.
+
+    Pinning (see :class:`CheckContext`) rests on bytes hashing to their ids, so the id is
+    checked here unless the reader says it checks ids itself (``verifies_ids``, as git
+    does with libgit2's strict hash verification).
+    """
     found, data = reader.read(oid)
     if found != kind:
         raise MalformedData(f"object {oid.hex()} is a {found}, not a {kind}")
+    if not getattr(reader, "verifies_ids", False) and gitfmt.object_id(kind, data) != oid:
+        raise MalformedData(f"object {oid.hex()} is corrupt: its bytes do not hash to its id")
     return data
 
 
@@ -360,6 +360,10 @@ def check_entry_commit(
     parent, identities, message with trailers), so nothing in the commit can say
     anything the hashed entry does not.
     """
+    if ctx.pinned and not ctx.all_signatures:
+        pinned = _check_pinned(reader, ctx, oid)
+        if pinned is not None:
+            return pinned
     check = EntryCheck(oid, None)
     hex_oid = oid.hex()
     try:
@@ -405,8 +409,7 @@ def check_entry_commit(
                 **where,
             )
         )
-    crypto = ctx.all_signatures or entry.index >= ctx.covered
-    problem = _signature_finding(gpgsig, payload, trusted, crypto=crypto)
+    problem = _signature_finding(gpgsig, payload, trusted)
     if problem:
         check.findings.append(Finding(FindingKind.COMMIT_SIGNATURE, problem, **where))
     if entry.ledger != ctx.origin:
@@ -427,6 +430,56 @@ def check_entry_commit(
         line=render.verify_line(entry) if want_line else None,
     )
     return check
+
+
+_PINNED_FIELDS = (("index", int), ("session", str), ("seq", int), ("type", str), ("prev", str))
+_ENTRY_TREE = f"{FILE_MODE} {ENTRY_FILE}\0".encode()
+
+
+def _check_pinned(reader: ObjectReader, ctx: CheckContext, oid: bytes) -> EntryCheck | None:
+    """Step 4 for a pinned commit (see :class:`CheckContext`), or None for the full check.
+
+    Anything unexpected (an unreadable object, an odd tree, fields of the wrong type)
+    returns None, so the full check reports it precisely.
+    """
+    try:
+        data = _read_kind(reader, oid, "commit")
+        tree, parents = gitfmt.commit_links(data)
+        listing = _read_kind(reader, tree, "tree")
+        # The only tree an entry commit has: one regular file named entry.json.
+        if len(parents) != 1 or len(listing) != 38 or not listing.startswith(_ENTRY_TREE):
+            return None
+        blob = _read_kind(reader, listing[18:], "blob")
+        obj = json.loads(blob)
+    except (AegisError, ValueError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    for name, kind in _PINNED_FIELDS:
+        if type(obj.get(name)) is not kind:
+            return None
+    session = obj["session"]
+    line = None
+    if ctx.all_lines or session == ctx.line_session:
+        try:
+            line = render.verify_line(Entry.from_bytes(blob))
+        except AegisError:
+            return None
+    return EntryCheck(
+        oid,
+        EntryRecord(
+            commit=oid,
+            parent=parents[0],
+            index=obj["index"],
+            session=session,
+            seq=obj["seq"],
+            type=obj["type"],
+            prev=obj["prev"],
+            entry_hash=leaf_hash(blob),
+            body=obj.get("body") if obj["type"] == "manifest" else None,
+            line=line,
+        ),
+    )
 
 
 def check_entry_commits(
@@ -532,19 +585,26 @@ def verify_repository(
     }
     starts = [*session_refs.values(), *roots_for_discovery]
     walk = getattr(reader, "reachable", None)  # a fast native walk, where storage has one
-    order = walk(starts, genesis_oid) if walk else None
+    order = walk(starts, [genesis_oid]) if walk else None
     if order is None:
         order = _discover(reader, starts, genesis_oid, report)
 
-    # 4. check each entry commit
+    # 4. check each entry commit: pinned ones (see CheckContext) on the fast path
+    pin_roots = [
+        head for s in signed if s.checkpoint is not None and s.commit_signed for head in s.heads
+    ]
+    pinned: set[bytes] = set()
+    if pin_roots and not all_signatures:
+        # pinned = order minus what only other starts reach (usually a short tail)
+        outside = walk(starts, [genesis_oid, *pin_roots]) if walk else None
+        if outside is not None:
+            pinned = set(order).difference(outside)
+        else:
+            pinned = set(_discover(reader, pin_roots, genesis_oid, report))
     ctx = CheckContext(
         origin=origin,
         genesis=genesis_oid,
         trusted=tuple(trusted),
-        covered=max(
-            (s.checkpoint.size for s in signed if s.checkpoint is not None and s.commit_signed),
-            default=0,
-        ),
         all_signatures=all_signatures,
         line_session=session,
         all_lines=all_lines,
@@ -558,7 +618,8 @@ def verify_repository(
             progress("checking entries", done, len(order))
 
     run = checker or (lambda c, o, a: check_entry_commits(reader, c, o, a))
-    checks = run(ctx, order, advance)
+    checks = run(replace(ctx, pinned=True), [o for o in order if o in pinned], advance)
+    checks += run(ctx, [o for o in order if o not in pinned], advance)
     records: list[EntryRecord] = []
     for check in checks:
         report.findings.extend(check.findings)
@@ -577,50 +638,41 @@ def verify_repository(
     # 7. manifests
     _check_manifests(by_session, signed, trusted, origin, report)
 
-    _check_suspect_signatures(reader, records, ctx, trusted, report)
+    # 8. suspects
+    _check_suspects(reader, records, pinned, ctx, trusted, report)
     report.total_entries = len(records)
     if not records:
         report.add(FindingKind.EMPTY_LEDGER, "the ledger holds no entries")
     return report
 
 
-def _check_suspect_signatures(
+def _check_suspects(
     reader: ObjectReader,
     records: list[EntryRecord],
+    pinned: set[bytes],
     ctx: CheckContext,
     trusted: Mapping[bytes, PublicKey],
     report: Report,
 ) -> None:
-    """Fully verify the signatures of entry commits named by a finding or contested.
+    """Step 8: give the full check to pinned commits a finding names or that are contested.
 
-    Commits under a verified checkpoint had their signatures matched to a trusted key
-    but not verified (see :class:`CheckContext`); where something is wrong around such a
-    commit, the cryptographic check tells a forged commit from a genuine one.
+    Where something is wrong around a pinned commit (a fork, a duplicate index, a
+    finding naming it), the full check, signature included, tells a forged commit from
+    a genuine one and says precisely what is wrong with it.
     """
-    if ctx.all_signatures:
-        return
-    named = {f.commit for f in report.findings if f.kind != FindingKind.COMMIT_SIGNATURE}
+    named = {f.commit for f in report.findings}
     claims: dict[object, int] = defaultdict(int)
     for r in records:
         claims[r.index] += 1
         claims[(r.session, r.seq)] += 1
+    seen = {(f.kind, f.commit) for f in report.findings}
     for r in records:
         contested = claims[r.index] > 1 or claims[(r.session, r.seq)] > 1
-        if r.index >= ctx.covered or not (contested or r.commit.hex() in named):
+        if r.commit not in pinned or not (contested or r.commit.hex() in named):
             continue
-        try:
-            payload, gpgsig = gitfmt.split_signature(_read_kind(reader, r.commit, "commit"))
-        except AegisError:
-            continue  # already reported when the commit was checked
-        problem = _signature_finding(gpgsig, payload, trusted)
-        if problem:
-            report.add(
-                FindingKind.COMMIT_SIGNATURE,
-                problem,
-                index=r.index,
-                session=r.session,
-                commit=r.commit.hex(),
-            )
+        for finding in check_entry_commit(reader, ctx, trusted, r.commit).findings:
+            if (finding.kind, finding.commit) not in seen:
+                report.findings.append(finding)
 
 
 def _tree_names(reader: ObjectReader, commit: gitfmt.ParsedCommit) -> set[str]:
@@ -879,34 +931,36 @@ def _check_sessions(
                     commit=group[1].commit.hex(),
                 )
         for r in recs:
-            where: dict[str, Any] = {"index": r.index, "session": name, "commit": r.commit.hex()}
+            problems: list[tuple[FindingKind, str]] = []
             if r.seq == 0:
                 prev_ok = r.prev == ghash
                 parent_ok = r.parent == genesis
             else:
-                before = by_seq.get(r.seq - 1, [])
+                before = by_seq.get(r.seq - 1, ())
                 prev_ok = any(b.entry_hash.hex() == r.prev for b in before)
                 parent_ok = any(b.commit == r.parent for b in before)
                 if not before:
-                    report.add(FindingKind.SEQ_GAP, f"no entry with seq {r.seq - 1}", **where)
+                    problems.append((FindingKind.SEQ_GAP, f"no entry with seq {r.seq - 1}"))
             if not prev_ok:
-                report.add(
-                    FindingKind.PREV_MISMATCH,
-                    "prev does not equal the hash of the session's previous entry",
-                    **where,
+                problems.append(
+                    (
+                        FindingKind.PREV_MISMATCH,
+                        "prev does not equal the hash of the session's previous entry",
+                    )
                 )
             if not parent_ok:
-                report.add(
-                    FindingKind.PARENT_MISMATCH,
-                    "git parent is not the commit of the session's previous entry",
-                    **where,
+                problems.append(
+                    (
+                        FindingKind.PARENT_MISMATCH,
+                        "git parent is not the commit of the session's previous entry",
+                    )
                 )
             if summary.closed:
-                report.add(
-                    FindingKind.AFTER_CLOSE,
-                    "entry follows the session's final manifest",
-                    **where,
+                problems.append(
+                    (FindingKind.AFTER_CLOSE, "entry follows the session's final manifest")
                 )
+            for kind, detail in problems:
+                report.add(kind, detail, index=r.index, session=name, commit=r.commit.hex())
             if r.type == "manifest":
                 summary.manifests += 1
                 summary.manifest_hash = r.entry_hash.hex()
