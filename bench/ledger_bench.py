@@ -179,7 +179,18 @@ def bench_latency(tmp: Path, rate: int, seconds: float, signer: Signer) -> dict:
     }
 
 
+def time_verify(path: Path, signer: Signer) -> tuple[float, list[str]]:
+    storage = GitStorage(path)
+    start = time.perf_counter()
+    with parallel_checker(path) as checker:
+        report = verify_repository(storage, [signer.public_key], checker=checker)
+    seconds = time.perf_counter() - start
+    storage.close()
+    return round(seconds, 2), [str(f) for f in report.findings if f.is_error][:5]
+
+
 def bench_big(tmp: Path, total: int, signer: Signer, name: str, *, compact: bool = True) -> dict:
+    """Fill, verify as written, compact, verify again, export (whole and one session)."""
     path = tmp / f"{name}.git"
     ledger = Ledger.create(GitStorage.init(path), signer, origin=ORIGIN)
     fill_s = fill(ledger, total)
@@ -190,6 +201,7 @@ def bench_big(tmp: Path, total: int, signer: Signer, name: str, *, compact: bool
         "fill_s": round(fill_s, 1),
         "bytes_per_entry_written": round(du(path / "objects") / total),
     }
+    result["verify_written_s"], result["verify_written_findings"] = time_verify(path, signer)
     if compact:
         storage = GitStorage(path, writable=True)
         start = time.perf_counter()
@@ -199,14 +211,9 @@ def bench_big(tmp: Path, total: int, signer: Signer, name: str, *, compact: bool
         packs = list((path / "objects" / "pack").glob("*.pack"))
         result["bytes_per_entry_packed"] = round(sum(p.stat().st_size for p in packs) / total)
         result["bytes_per_entry_packed_with_index"] = round(du(path / "objects") / total)
-    storage = GitStorage(path)
-    start = time.perf_counter()
-    with parallel_checker(path) as checker:
-        report = verify_repository(storage, [signer.public_key], checker=checker)
-    result["verify_s"] = round(time.perf_counter() - start, 2)
-    result["verify_valid"] = report.valid
-    result["verify_findings"] = [str(f) for f in report.findings][:5]
-    storage.close()
+        result["verify_compacted_s"], result["verify_compacted_findings"] = time_verify(
+            path, signer
+        )
     start = time.perf_counter()
     info = export_all(path)(tmp / f"{name}.bundle")
     result["export_all_s"] = round(time.perf_counter() - start, 2)
