@@ -123,3 +123,70 @@ def test_trusted_checkpoint_of_another_log_is_a_mismatch(
     report = verify_repository(storage, [signer.public_key], trusted_checkpoint=other)
     storage.close()
     assert FindingKind.TRUSTED_CHECKPOINT_MISMATCH in {f.kind for f in report.findings}
+
+
+def _forge_after_head(path: Path, attacker: Signer) -> tuple[bytes, str]:
+    """Append an entry signed by ``attacker`` after a session head; return (head, forged)."""
+    from aegisflow.ledger import render, sshsig
+    from aegisflow.ledger.merkle import leaf_hash
+    from aegisflow.ledger.reading import read_entry
+
+    storage = GitStorage(path)
+    head = storage.refs()["refs/sessions/sess-x"]
+    stored = read_entry(storage, head)
+    storage.close()
+    entry = Entry(
+        ledger=stored.entry.ledger, index=stored.entry.index + 1, session="sess-y", seq=0,
+        type="approval", prev=stored.entry.prev, time=stored.entry.time,
+        body={"reviewer": "mallory"},
+    )  # fmt: skip
+    data = entry.canonical()
+
+    def put(kind: str, body: bytes) -> str:
+        return subprocess.run(
+            ["git", "--git-dir", str(path), "hash-object", "-w", "-t", kind, "--stdin"],
+            input=body, capture_output=True, check=True,
+        ).stdout.decode().strip()  # fmt: skip
+
+    blob = put("blob", data)
+    tree = put("tree", gitfmt.encode_tree([("100644", "entry.json", bytes.fromhex(blob))]))
+    ident = stored.commit.author
+    payload = gitfmt.commit_payload(
+        bytes.fromhex(tree), [head], ident, ident, render.commit_message(entry, leaf_hash(data))
+    )
+    forged = put(
+        "commit", gitfmt.commit_with_signature(payload, sshsig.sign(payload, attacker) + "\n")
+    )
+    subprocess.run(["git", "--git-dir", str(path), "update-ref", "refs/sessions/sess-y", forged],
+                   check=True)  # fmt: skip
+    return head, forged
+
+
+@pytest.mark.parametrize("trick", ["grafts", "commit-graph"])
+def test_git_side_files_cannot_pin_a_forged_commit(
+    make_git_ledger: Callable[[], Ledger], git_path: Path, signer: Signer, trick: str
+) -> None:
+    """Grafts and commit-graph files bend git's walk; pinning must follow commit bytes."""
+    ledger = make_git_ledger()
+    for n in range(3):
+        ledger.append("sess-x", "decision", decision(n))
+    ledger.close()
+    head, forged = _forge_after_head(git_path, Signer(bytes(32)))
+    if trick == "grafts":
+        parent = subprocess.run(
+            ["git", "--git-dir", str(git_path), "rev-parse", f"{head.hex()}^"],
+            capture_output=True, check=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        (git_path / "info").mkdir(exist_ok=True)
+        (git_path / "info" / "grafts").write_text(f"{head.hex()} {parent} {forged}\n")
+    else:
+        subprocess.run(
+            ["git", "--git-dir", str(git_path), "commit-graph", "write", "--reachable"], check=True
+        )
+    storage = GitStorage(git_path)
+    report = verify_repository(storage, [signer.public_key])
+    storage.close()
+    assert not report.valid
+    assert any(
+        f.kind == FindingKind.COMMIT_SIGNATURE and f.commit == forged for f in report.findings
+    ), [str(f) for f in report.findings]

@@ -189,14 +189,19 @@ class GitStorage:
             return []
         stdin = "".join(f"{oid.hex()}\n" for oid in starts)
         stdin += "".join(f"^{oid.hex()}\n" for oid in exclude)
+        # Only the commits' own parent lines may shape the walk: no replacement refs,
+        # grafts, shallow boundaries or commit-graph file (all are files an attacker with
+        # write access could plant). What is walked here only decides what gets checked.
+        env = {**os.environ, "GIT_GRAFT_FILE": os.devnull, "GIT_SHALLOW_FILE": os.devnull}
+        command = ["git", "--no-replace-objects", "-c", "core.commitGraph=false"]
         try:
             proc = subprocess.run(
-                # Replacement refs must not change what is verified.
-                ["git", "--no-replace-objects", "--git-dir", str(self.path), "rev-list", "--stdin"],
+                [*command, "--git-dir", str(self.path), "rev-list", "--stdin"],
                 input=stdin.encode(),
                 capture_output=True,
                 timeout=600,
                 check=False,
+                env=env,
             )
         except (OSError, subprocess.SubprocessError):
             return None

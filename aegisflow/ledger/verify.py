@@ -174,6 +174,8 @@ class EntryCheck:
     commit: bytes
     record: EntryRecord | None
     findings: list[Finding] = field(default_factory=list)
+    fast: bool = False
+    """Checked on the fast path: valid only if the commit turns out to be pinned."""
 
 
 @dataclass(slots=True)
@@ -451,13 +453,15 @@ def _check_pinned(reader: ObjectReader, ctx: CheckContext, oid: bytes) -> EntryC
             return None
         blob = _read_kind(reader, listing[18:], "blob")
         obj = json.loads(blob)
-    except (AegisError, ValueError):
+    except (AegisError, ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or obj.get("ledger") != ctx.origin or obj.get("v") != 1:
         return None
     for name, kind in _PINNED_FIELDS:
         if type(obj.get(name)) is not kind:
             return None
+    if obj["type"] == "manifest" and not isinstance(obj.get("body"), dict):
+        return None
     session = obj["session"]
     line = None
     if ctx.all_lines or session == ctx.line_session:
@@ -467,7 +471,8 @@ def _check_pinned(reader: ObjectReader, ctx: CheckContext, oid: bytes) -> EntryC
             return None
     return EntryCheck(
         oid,
-        EntryRecord(
+        fast=True,
+        record=EntryRecord(
             commit=oid,
             parent=parents[0],
             index=obj["index"],
@@ -589,18 +594,13 @@ def verify_repository(
     if order is None:
         order = _discover(reader, starts, genesis_oid, report)
 
-    # 4. check each entry commit: pinned ones (see CheckContext) on the fast path
+    # 4. check each entry commit. Every commit first tries the fast path; the pinned set
+    # is then computed from the parent ids the checked commits themselves name (never
+    # from git's view of the graph, which grafts or a commit-graph file could bend),
+    # and any commit that is not pinned gets the full check.
     pin_roots = [
         head for s in signed if s.checkpoint is not None and s.commit_signed for head in s.heads
     ]
-    pinned: set[bytes] = set()
-    if pin_roots and not all_signatures:
-        # pinned = order minus what only other starts reach (usually a short tail)
-        outside = walk(starts, [genesis_oid, *pin_roots]) if walk else None
-        if outside is not None:
-            pinned = set(order).difference(outside)
-        else:
-            pinned = set(_discover(reader, pin_roots, genesis_oid, report))
     ctx = CheckContext(
         origin=origin,
         genesis=genesis_oid,
@@ -615,11 +615,16 @@ def verify_repository(
         nonlocal done
         done += count
         if progress is not None:
-            progress("checking entries", done, len(order))
+            progress("checking entries", min(done, len(order)), len(order))
 
     run = checker or (lambda c, o, a: check_entry_commits(reader, c, o, a))
-    checks = run(replace(ctx, pinned=True), [o for o in order if o in pinned], advance)
-    checks += run(ctx, [o for o in order if o not in pinned], advance)
+    fast_ctx = replace(ctx, pinned=bool(pin_roots) and not all_signatures)
+    checks = run(fast_ctx, order, advance)
+    pinned = _pinned(checks, pin_roots)
+    recheck = [c.commit for c in checks if c.fast and c.commit not in pinned]
+    if recheck:
+        full = {c.commit: c for c in run(ctx, recheck, advance)}
+        checks = [full.get(c.commit, c) for c in checks]
     records: list[EntryRecord] = []
     for check in checks:
         report.findings.extend(check.findings)
@@ -644,6 +649,21 @@ def verify_repository(
     if not records:
         report.add(FindingKind.EMPTY_LEDGER, "the ledger holds no entries")
     return report
+
+
+def _pinned(checks: Sequence[EntryCheck], roots: Sequence[bytes]) -> set[bytes]:
+    """Entry commits reachable from ``roots`` through the parents their own bytes name."""
+    parent = {c.commit: c.record.parent for c in checks if c.record is not None}
+    pinned: set[bytes] = set()
+    stack = list(roots)
+    while stack:
+        oid = stack.pop()
+        if oid in pinned or oid not in parent:
+            continue
+        pinned.add(oid)
+        if (up := parent[oid]) is not None:
+            stack.append(up)
+    return pinned
 
 
 def _check_suspects(
