@@ -19,12 +19,16 @@ Steps, in order:
 2. walk ``main``: checkpoint commits (or the export commit), checking commit and note
    signatures against the trusted keys;
 3. discover every entry commit reachable from session refs and checkpoint parents;
-4. check each entry commit: objects readable, entry canonical, commit payload exactly the
-   one the entry determines (message, trailers, author), SSH signature by a trusted key;
+4. check each entry commit: objects readable with ids checked, entry canonical, commit
+   payload exactly the one the entry determines (message, trailers, author), SSH
+   signature by a trusted key; commits pinned by a signed checkpoint commit take a fast
+   path that re-reads and re-hashes but does not re-render or re-verify (see
+   :class:`CheckContext`);
 5. check the sessions: ``seq`` continuity, forks, ``prev`` links, git parents, refs;
 6. check the global log: unique, gap-free indices; every checkpoint root recomputed
    (or every inclusion proof verified); a trusted checkpoint from outside, if given;
-7. check every manifest: signature, ranges, session root, covering checkpoint.
+7. check every manifest: signature, ranges, session root, covering checkpoint;
+8. give the full check to every pinned commit a finding names or that is contested.
 """
 
 from __future__ import annotations
@@ -537,8 +541,8 @@ def verify_repository(
             the ledger must contain it, or it was truncated or forked.
         checker: Runs step 4 over a list of commits (default: in this process).
         all_lines: Compute verify lines for every session.
-        all_signatures: Verify every commit's SSH signature cryptographically, not only
-            those past the newest verified checkpoint (see :class:`CheckContext`).
+        all_signatures: Give every commit the full check, its SSH signature verified
+            cryptographically, pinned or not (see :class:`CheckContext`).
         progress: Told how step 4 advances.
 
     Raises:
