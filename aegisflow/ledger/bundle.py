@@ -43,7 +43,6 @@ from aegisflow.ledger.sequencer import CHECKPOINT_FILE, FILE_MODE
 from aegisflow.ledger.storage import (
     GENESIS_REF,
     MAIN_REF,
-    SESSION_PREFIX,
     ObjectReader,
     session_ref,
 )
@@ -65,8 +64,9 @@ GIT_TIMEOUT = 3600
 class ExportInfo:
     path: Path
     refs: int
-    entries: int
     bytes: int
+    entries: int | None = None
+    """Entries of the exported session (None for a whole-ledger export)."""
 
 
 def _git(args: Sequence[str], *, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -113,9 +113,7 @@ def export_all(repo: Path) -> Callable[[Path], ExportInfo]:
         raise NotALedger(f"{repo} holds no AegisFlow ledger (no {GENESIS_REF})")
 
     def write(out: Path) -> ExportInfo:
-        size = _create_bundle(Path(repo), out)
-        sessions = sum(1 for r in refs if r.startswith(SESSION_PREFIX))
-        return ExportInfo(out, len(refs), sessions, size)
+        return ExportInfo(out, len(refs), _create_bundle(Path(repo), out))
 
     return write
 
@@ -141,7 +139,12 @@ def _leaves(reader: ObjectReader, refs: dict[str, bytes], progress: Progress | N
         stack.extend(commit.parents)
         trailers = render.parse_trailers(commit.message)
         if "Entry-Hash" in trailers and "Index" in trailers:
-            by_index[int(trailers["Index"])] = bytes.fromhex(trailers["Entry-Hash"])
+            try:
+                by_index[int(trailers["Index"])] = bytes.fromhex(trailers["Entry-Hash"])
+            except ValueError as e:
+                raise BundleError(
+                    f"commit {oid.hex()} has malformed trailers; run aegisctl evidence verify"
+                ) from e
             if progress and len(by_index) % 5000 == 0:
                 progress("reading entries", len(by_index), 0)
     size = len(by_index)
@@ -252,7 +255,7 @@ def export_session(
         finally:
             temp.close()
         size = _create_bundle(work, out)
-    return ExportInfo(out, 3, len(entries), size)
+    return ExportInfo(out, 3, size, entries=len(entries))
 
 
 @contextlib.contextmanager
