@@ -438,15 +438,22 @@ def check_entry_commit(
     return check
 
 
-_PINNED_FIELDS = (("index", int), ("session", str), ("seq", int), ("type", str), ("prev", str))
+_ENTRY_TAIL = re.compile(
+    rb',"index":(?P<index>0|[1-9][0-9]{0,15}),"ledger":"(?P<ledger>[A-Za-z0-9._/:-]+)"'
+    rb',"prev":"(?P<prev>[0-9a-f]{64})","seq":(?P<seq>0|[1-9][0-9]{0,15})'
+    rb',"session":"(?P<session>[A-Za-z0-9._-]+)","time":"[0-9TZ:.-]+"'
+    rb',"type":"(?P<type>[a-z][a-z0-9_]{0,31})","v":1}'
+)
 _ENTRY_TREE = f"{FILE_MODE} {ENTRY_FILE}\0".encode()
 
 
 def _check_pinned(reader: ObjectReader, ctx: CheckContext, oid: bytes) -> EntryCheck | None:
     """Step 4 for a pinned commit (see :class:`CheckContext`), or None for the full check.
 
-    Anything unexpected (an unreadable object, an odd tree, fields of the wrong type)
-    returns None, so the full check reports it precisely.
+    Reads the three objects (ids checked) and takes the entry's fields from the tail of
+    its canonical bytes, parsing the whole entry only for manifests and verify lines.
+    Anything unexpected (an unreadable object, an odd tree, bytes not in the writer's
+    layout, another ledger) returns None, so the full check reports it precisely.
     """
     try:
         data = _read_kind(reader, oid, "commit")
@@ -456,36 +463,38 @@ def _check_pinned(reader: ObjectReader, ctx: CheckContext, oid: bytes) -> EntryC
         if len(parents) != 1 or len(listing) != 38 or not listing.startswith(_ENTRY_TREE):
             return None
         blob = _read_kind(reader, listing[18:], "blob")
-        obj = json.loads(blob)
-    except (AegisError, ValueError, RecursionError):
+    except AegisError:
         return None
-    if not isinstance(obj, dict) or obj.get("ledger") != ctx.origin or obj.get("v") != 1:
+    # The writer's canonical layout puts every field but the body after it, in key order;
+    # the last ',"index":' is the top-level one (no later field can contain it).
+    at = blob.rfind(b',"index":')
+    tail = _ENTRY_TAIL.fullmatch(blob, at) if at > 0 and blob.startswith(b'{"body":') else None
+    if tail is None or tail["ledger"].decode() != ctx.origin:
         return None
-    for name, kind in _PINNED_FIELDS:
-        if type(obj.get(name)) is not kind:
-            return None
-    if obj["type"] == "manifest" and not isinstance(obj.get("body"), dict):
-        return None
-    session = obj["session"]
+    session, kind = tail["session"].decode(), tail["type"].decode()
+    body = None
     line = None
-    if ctx.all_lines or session == ctx.line_session:
+    if kind == "manifest" or ctx.all_lines or session == ctx.line_session:
         try:
-            line = render.verify_line(Entry.from_bytes(blob))
+            entry = Entry.from_bytes(blob)
         except AegisError:
             return None
+        body = dict(entry.body) if kind == "manifest" else None
+        if ctx.all_lines or session == ctx.line_session:
+            line = render.verify_line(entry)
     return EntryCheck(
         oid,
         fast=True,
         record=EntryRecord(
             commit=oid,
             parent=parents[0],
-            index=obj["index"],
+            index=int(tail["index"]),
             session=session,
-            seq=obj["seq"],
-            type=obj["type"],
-            prev=obj["prev"],
+            seq=int(tail["seq"]),
+            type=kind,
+            prev=tail["prev"].decode(),
             entry_hash=leaf_hash(blob),
-            body=obj.get("body") if obj["type"] == "manifest" else None,
+            body=body,
             line=line,
         ),
     )
@@ -636,11 +645,12 @@ def verify_repository(
             records.append(check.record)
 
     # 5. sessions
-    by_session = _check_sessions(records, ghash, genesis_oid, session_refs, report)
+    contested: set[bytes] = set()  # commits whose index or seq another commit claims too
+    by_session = _check_sessions(records, ghash, genesis_oid, session_refs, report, contested)
 
     # 6. the global log
     if export is None:
-        _check_log(records, signed, trusted_checkpoint, report)
+        _check_log(records, signed, trusted_checkpoint, report, contested)
     else:
         _check_inclusion(records, export, signed, trusted_checkpoint, report)
 
@@ -648,7 +658,7 @@ def verify_repository(
     _check_manifests(by_session, signed, trusted, origin, report)
 
     # 8. suspects
-    _check_suspects(reader, records, pinned, ctx, trusted, report)
+    _check_suspects(reader, records, pinned, contested, ctx, trusted, report)
     report.total_entries = len(records)
     if not records:
         report.add(FindingKind.EMPTY_LEDGER, "the ledger holds no entries")
@@ -674,6 +684,7 @@ def _check_suspects(
     reader: ObjectReader,
     records: list[EntryRecord],
     pinned: set[bytes],
+    contested: set[bytes],
     ctx: CheckContext,
     trusted: Mapping[bytes, PublicKey],
     report: Report,
@@ -684,15 +695,10 @@ def _check_suspects(
     finding naming it), the full check, signature included, tells a forged commit from
     a genuine one and says precisely what is wrong with it.
     """
-    named = {f.commit for f in report.findings}
-    claims: dict[object, int] = defaultdict(int)
-    for r in records:
-        claims[r.index] += 1
-        claims[(r.session, r.seq)] += 1
+    named = {f.commit for f in report.findings if f.commit is not None}
     seen = {(f.kind, f.commit) for f in report.findings}
     for r in records:
-        contested = claims[r.index] > 1 or claims[(r.session, r.seq)] > 1
-        if r.commit not in pinned or not (contested or r.commit.hex() in named):
+        if r.commit not in pinned or not (r.commit in contested or r.commit.hex() in named):
             continue
         for finding in check_entry_commit(reader, ctx, trusted, r.commit).findings:
             if (finding.kind, finding.commit) not in seen:
@@ -934,6 +940,7 @@ def _check_sessions(
     genesis: bytes,
     session_refs: Mapping[str, bytes],
     report: Report,
+    contested: set[bytes],
 ) -> dict[str, list[EntryRecord]]:
     by_session: dict[str, list[EntryRecord]] = defaultdict(list)
     for r in records:
@@ -947,6 +954,7 @@ def _check_sessions(
         report.sessions[name] = summary
         for seq, group in sorted(by_seq.items()):
             if len(group) > 1:
+                contested.update(r.commit for r in group)
                 report.add(
                     FindingKind.FORK,
                     f"{len(group)} entries claim seq {seq}",
@@ -1041,11 +1049,16 @@ def _check_log(
     signed: list[_Signed],
     trusted_checkpoint: Checkpoint | None,
     report: Report,
+    contested: set[bytes],
 ) -> None:
-    by_index: dict[int, list[EntryRecord]] = defaultdict(list)
+    by_index: dict[int, EntryRecord] = {}
+    claimed: dict[int, list[EntryRecord]] = {}  # only the indices claimed more than once
     for r in records:
-        by_index[r.index].append(r)
-    for index, group in by_index.items():
+        first = by_index.setdefault(r.index, r)
+        if first is not r:
+            claimed.setdefault(r.index, [first]).append(r)
+    for index, group in claimed.items():
+        contested.update(r.commit for r in group)
         for extra in group[1:]:
             report.add(
                 FindingKind.DUPLICATE_INDEX,
@@ -1086,11 +1099,11 @@ def _check_log(
         wanted[0] = tree.root()
     blocked = ""
     for index in range(top):
-        run = by_index.get(index)
-        if not run or len(run) > 1:
-            blocked = f"index {index} is claimed by {len(run)} entries" if run else ""
+        record = by_index.get(index)
+        if record is None or index in claimed:
+            blocked = f"index {index} is claimed by {len(claimed[index])} entries" if record else ""
             break
-        tree.append(run[0].entry_hash)
+        tree.append(record.entry_hash)
         if tree.size in wanted:
             wanted[tree.size] = tree.root()
     contiguous = tree.size
