@@ -42,6 +42,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from aegisflow.errors import (
@@ -934,6 +935,46 @@ def _discover(
 # -- step 5: sessions ---------------------------------------------------------------
 
 
+def _check_link(
+    r: EntryRecord,
+    before: Sequence[EntryRecord],
+    ghash: str,
+    genesis: bytes,
+    closed: bool,
+    report: Report,
+) -> None:
+    """``prev``, git parent and seq continuity of one entry; ``before`` holds seq - 1."""
+    problems: list[tuple[FindingKind, str]] = []
+    if r.seq == 0:
+        prev_ok, parent_ok = r.prev == ghash, r.parent == genesis
+    elif len(before) == 1:
+        prev_ok = before[0].entry_hash.hex() == r.prev
+        parent_ok = before[0].commit == r.parent
+    else:
+        prev_ok = any(b.entry_hash.hex() == r.prev for b in before)
+        parent_ok = any(b.commit == r.parent for b in before)
+        if not before:
+            problems.append((FindingKind.SEQ_GAP, f"no entry with seq {r.seq - 1}"))
+    if not prev_ok:
+        problems.append(
+            (
+                FindingKind.PREV_MISMATCH,
+                "prev does not equal the hash of the session's previous entry",
+            )
+        )
+    if not parent_ok:
+        problems.append(
+            (
+                FindingKind.PARENT_MISMATCH,
+                "git parent is not the commit of the session's previous entry",
+            )
+        )
+    if closed:
+        problems.append((FindingKind.AFTER_CLOSE, "entry follows the session's final manifest"))
+    for kind, detail in problems:
+        report.add(kind, detail, index=r.index, session=r.session, commit=r.commit.hex())
+
+
 def _check_sessions(
     records: list[EntryRecord],
     ghash: str,
@@ -946,61 +987,41 @@ def _check_sessions(
     for r in records:
         by_session[r.session].append(r)
     for name, recs in by_session.items():
-        recs.sort(key=lambda r: (r.seq, r.index))
-        by_seq: dict[int, list[EntryRecord]] = defaultdict(list)
-        for r in recs:
-            by_seq[r.seq].append(r)
+        recs.sort(key=attrgetter("seq", "index"))
         summary = SessionSummary(name)
         report.sessions[name] = summary
-        for seq, group in sorted(by_seq.items()):
-            if len(group) > 1:
-                contested.update(r.commit for r in group)
+        # Runs of records sharing a seq: one record each, unless the session forked.
+        runs: list[list[EntryRecord]] = []
+        for r in recs:
+            if runs and runs[-1][0].seq == r.seq:
+                runs[-1].append(r)
+            else:
+                runs.append([r])
+        before: list[EntryRecord] = []
+        for run in runs:
+            seq = run[0].seq
+            if len(run) > 1:
+                contested.update(r.commit for r in run)
                 report.add(
                     FindingKind.FORK,
-                    f"{len(group)} entries claim seq {seq}",
+                    f"{len(run)} entries claim seq {seq}",
                     session=name,
-                    index=group[1].index,
-                    commit=group[1].commit.hex(),
+                    index=run[1].index,
+                    commit=run[1].commit.hex(),
                 )
-        for r in recs:
-            problems: list[tuple[FindingKind, str]] = []
-            if r.seq == 0:
-                prev_ok = r.prev == ghash
-                parent_ok = r.parent == genesis
-            else:
-                before = by_seq.get(r.seq - 1, ())
-                prev_ok = any(b.entry_hash.hex() == r.prev for b in before)
-                parent_ok = any(b.commit == r.parent for b in before)
-                if not before:
-                    problems.append((FindingKind.SEQ_GAP, f"no entry with seq {r.seq - 1}"))
-            if not prev_ok:
-                problems.append(
-                    (
-                        FindingKind.PREV_MISMATCH,
-                        "prev does not equal the hash of the session's previous entry",
-                    )
-                )
-            if not parent_ok:
-                problems.append(
-                    (
-                        FindingKind.PARENT_MISMATCH,
-                        "git parent is not the commit of the session's previous entry",
-                    )
-                )
-            if summary.closed:
-                problems.append(
-                    (FindingKind.AFTER_CLOSE, "entry follows the session's final manifest")
-                )
-            for kind, detail in problems:
-                report.add(kind, detail, index=r.index, session=name, commit=r.commit.hex())
-            if r.type == "manifest":
-                summary.manifests += 1
-                summary.manifest_hash = r.entry_hash.hex()
-                summary.closed = bool(r.body and r.body.get("final") is True)
-            else:
-                summary.entries += 1
-            if r.line is not None:
-                summary.lines.append(r.line)
+            if before and before[0].seq != seq - 1:
+                before = []
+            for r in run:
+                _check_link(r, before, ghash, genesis, summary.closed, report)
+                if r.type == "manifest":
+                    summary.manifests += 1
+                    summary.manifest_hash = r.entry_hash.hex()
+                    summary.closed = bool(r.body and r.body.get("final") is True)
+                else:
+                    summary.entries += 1
+                if r.line is not None:
+                    summary.lines.append(r.line)
+            before = run
         newest = recs[-1]
         summary.head_seq = newest.seq
         ref = session_refs.get(name)
