@@ -4,10 +4,12 @@ Pure over an :class:`~aegisflow.ledger.storage.ObjectReader`. The newest checkpo
 ``main`` carries the Merkle compact range, so reopening reads only the session heads and
 the entries written after that checkpoint, not the whole ledger.
 
-A batch is acknowledged only after its pack and every ref it moves are durable, so after
-a crash the acknowledged entries are exactly the gap-free index prefix. Entries past a
-gap belong to a batch that was never acknowledged; their session refs are rewound
-(:attr:`Recovery.ref_fixes`) before the writer continues, so indices stay unique.
+A batch is acknowledged only after its pack and its refs are durable, and its refs move
+together (one ``packed-refs`` rename), so after a crash every acknowledged entry is in
+the gap-free index prefix (which may also hold a last batch that was durable but not yet
+acknowledged). A gap can only come from refs moved by another tool; entries past it are
+dropped by rewinding their session refs (:attr:`Recovery.ref_fixes`) before the writer
+continues, so indices stay unique.
 """
 
 from __future__ import annotations
