@@ -48,7 +48,7 @@ WRITE_ZLIB_LEVEL = 0
 would cost more than signing; :meth:`GitStorage.compact` compresses and deltifies."""
 REPACK_THRESHOLD = 32
 """Packs written since the last repack before a background geometric repack starts."""
-REPACK_INTERVAL = 2.0
+REPACK_INTERVAL = 10.0
 """Seconds between background repacks, so a busy writer's packs are merged in bulk."""
 _REPACK = ["-c", "pack.window=0", "repack", "-d", "-q", "--geometric=4", "--no-write-bitmap-index"]
 """A geometric roll-up (factor 4: each object is rewritten a few times in its life) that
