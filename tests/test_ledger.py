@@ -162,3 +162,22 @@ def test_concurrent_sessions_no_fork_gap_or_loss(memory_ledger: Ledger) -> None:
     for s in range(sessions):
         seqs = [r.seq for r in receipts if r.session == f"sess-{s}"]
         assert sorted(seqs) == list(range(per_session))
+
+
+def test_failed_write_fails_every_request_of_the_batch(signer: Signer, clock: FakeClock) -> None:
+    """Requests drained into a batch while it was built must fail with it, not hang."""
+    storage = MemoryStorage()
+    ledger = Ledger.create(storage, signer, origin=ORIGIN, clock=clock)
+    ledger.append("warm", "decision", decision(0))
+    storage.fail_after = storage.writes
+    futures = []
+    for n in range(200):
+        try:
+            futures.append(ledger.submit(f"s{n % 8}", "decision", decision(n)))
+        except LedgerUnavailable:
+            break  # the writer already failed: later submits are refused at once
+    assert futures
+    for future in futures:
+        with pytest.raises(LedgerUnavailable):
+            future.result(timeout=10)
+    ledger.close()

@@ -293,6 +293,13 @@ class Ledger:
                 batch.append(self._queue.popleft())
             return batch
 
+    def _drain(self, limit: int) -> list[_Request]:
+        with self._cond:
+            taken: list[_Request] = []
+            while self._queue and len(taken) < limit:
+                taken.append(self._queue.popleft())
+            return taken
+
     def _run(self) -> None:
         while True:
             requests = self._take()
@@ -323,7 +330,15 @@ class Ledger:
             lambda head: session_history(self._storage, head, self._state.genesis_commit),
         )
         outcomes: list[tuple[Future[Any], Any, AegisError | None]] = []
-        for request in requests:
+        pending = deque(requests)
+        while pending:
+            request = pending.popleft()
+            if not pending and len(outcomes) < MAX_BATCH:
+                # Requests that arrived while this batch was being built share its fsync.
+                # They join ``requests`` too, so a failed write fails them as well.
+                more = self._drain(MAX_BATCH - len(outcomes) - 1)
+                requests.extend(more)
+                pending.extend(more)
             try:
                 if isinstance(request, _Append):
                     result: Any = builder.append(
