@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +20,11 @@ from aegisflow.cli.status import Exit, exit_code_for
 from aegisflow.errors import AegisError
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="AegisFlow home (default: $AEGISFLOW_HOME or .)")
+]
+"""The ``--home`` option every command group takes."""
 
 
 def new_app(help_text: str) -> typer.Typer:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aegisflow.cli.app import HomeOption
 from aegisflow.cli.status import Exit
 from aegisflow.config import Paths
 from aegisflow.errors import InputError, KeyMaterialError
@@ -30,9 +31,6 @@ app = typer.Typer(help="Inspect, export and verify the evidence ledger.", no_arg
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="AegisFlow home (default: $AEGISFLOW_HOME or .)")
-]
 RepoOption = Annotated[
     Path | None, typer.Option("--repo", help="Ledger repository (default: <home>/ledger)")
 ]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from aegisflow.cli.app import HomeOption
 from aegisflow.config import SIGNER_PRINCIPAL, Paths
 from aegisflow.keys import Signer, load_signer, public_path, save_signer
 from aegisflow.ledger.note import verifier_key
@@ -15,10 +15,6 @@ from aegisflow.ledger.sshsig import allowed_signers_line
 
 app = typer.Typer(help="Create and show signing keys.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
-
-HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="AegisFlow home (default: $AEGISFLOW_HOME or .)")
-]
 
 
 def _write_allowed_signers(paths: Paths, signer: Signer) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from aegisflow.cli.app import HomeOption
 from aegisflow.config import Paths
 from aegisflow.keys import load_signer
 from aegisflow.ledger.bundle import export_session, verify_bundle
@@ -18,10 +19,6 @@ from aegisflow.ledger.ledger import Ledger
 
 app = typer.Typer(help="Create and maintain the evidence ledger.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
-
-HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="AegisFlow home (default: $AEGISFLOW_HOME or .)")
-]
 
 
 def default_origin() -> str:
