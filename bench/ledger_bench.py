@@ -215,7 +215,7 @@ def bench_big(tmp: Path, total: int, signer: Signer, name: str, *, compact: bool
             path, signer
         )
     start = time.perf_counter()
-    info = export_all(path)(tmp / f"{name}.bundle")
+    info = export_all(path, tmp / f"{name}.bundle")
     result["export_all_s"] = round(time.perf_counter() - start, 2)
     result["bundle_bytes_per_entry"] = round(info.bytes / total)
     start = time.perf_counter()

@@ -141,7 +141,7 @@ def export(
         if session is not None:
             info = export_session(path, session, out_file, progress=step)
         else:
-            info = export_all(path)(out_file)
+            info = export_all(path, out_file)
     what = f"session {session}" if session else "ledger"
     err.print(f"exported {what} to {info.path} ({info.bytes} bytes)")
 

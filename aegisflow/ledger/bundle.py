@@ -100,22 +100,19 @@ def _create_bundle(git_dir: Path, out: Path) -> int:
     return out.stat().st_size
 
 
-def export_all(repo: Path) -> Callable[[Path], ExportInfo]:
-    """Return a function that writes the whole ledger at ``repo`` as a bundle.
+def export_all(repo: Path, out: Path) -> ExportInfo:
+    """Write the whole ledger at ``repo`` as a bundle at ``out``.
 
     Raises:
         NotALedger: If ``repo`` is not a ledger.
+        OperationalError: If git fails.
     """
     storage = GitStorage(repo)
     refs = storage.refs()
     storage.close()
     if GENESIS_REF not in refs:
         raise NotALedger(f"{repo} holds no AegisFlow ledger (no {GENESIS_REF})")
-
-    def write(out: Path) -> ExportInfo:
-        return ExportInfo(out, len(refs), _create_bundle(Path(repo), out))
-
-    return write
+    return ExportInfo(out, len(refs), _create_bundle(Path(repo), out))
 
 
 def _leaves(reader: ObjectReader, refs: dict[str, bytes], progress: Progress | None) -> list[bytes]:

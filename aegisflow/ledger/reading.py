@@ -12,9 +12,8 @@ from aegisflow.errors import InputError, MalformedData, NotALedger
 from aegisflow.ledger import gitfmt
 from aegisflow.ledger.entry import Entry
 from aegisflow.ledger.merkle import leaf_hash
+from aegisflow.ledger.sequencer import ENTRY_FILE
 from aegisflow.ledger.storage import GENESIS_REF, SESSION_PREFIX, ObjectReader
-
-ENTRY_FILE = "entry.json"
 
 
 def read_commit(reader: ObjectReader, oid: bytes) -> gitfmt.ParsedCommit:

@@ -65,11 +65,12 @@ from aegisflow.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from aegisflow.ledger.reading import ENTRY_FILE, read_commit, read_files
+from aegisflow.ledger.reading import read_commit, read_files
 from aegisflow.ledger.sequencer import (
     CHECKPOINT_FILE,
     COMMITTER_EMAIL,
     COMMITTER_NAME,
+    ENTRY_FILE,
     FILE_MODE,
     GENESIS_FILE,
     RANGE_FILE,
@@ -606,7 +607,7 @@ def verify_repository(
     walk = getattr(reader, "reachable", None)  # a fast native walk, where storage has one
     order = walk(starts, [genesis_oid]) if walk else None
     if order is None:
-        order = _discover(reader, starts, genesis_oid, report)
+        order = _discover(reader, starts, genesis_oid)
 
     # 4. check each entry commit. Every commit first tries the fast path; the pinned set
     # is then computed from the parent ids the checked commits themselves name (never
@@ -911,9 +912,7 @@ def _read_export(
     return export
 
 
-def _discover(
-    reader: ObjectReader, starts: Iterable[bytes], genesis: bytes, report: Report
-) -> list[bytes]:
+def _discover(reader: ObjectReader, starts: Iterable[bytes], genesis: bytes) -> list[bytes]:
     """Every commit reachable from ``starts`` down to the genesis, each once."""
     seen: set[bytes] = {genesis}
     order: list[bytes] = []
