@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aegisflow"
 
 PURE_CORE = [
     "canonical.py",
+    "envelope.py",
     "errors.py",
     "ledger/checkpoint.py",
     "ledger/entry.py",
@@ -25,6 +26,14 @@ PURE_CORE = [
     "ledger/sshsig.py",
     "ledger/storage.py",
     "ledger/verify.py",
+    "policy/__init__.py",
+    "policy/engine.py",
+    "policy/facts.py",
+    "policy/glob.py",
+    "policy/loader.py",
+    "policy/model.py",
+    "policy/normalize.py",
+    "policy/shell.py",
 ]
 ADAPTERS = {"pygit2", "aiohttp", "typer", "rich", "mcp"}
 IO_MODULES = {"subprocess", "socket", "shutil", "tempfile", "threading", "asyncio", "os"}

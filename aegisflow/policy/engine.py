@@ -1,0 +1,230 @@
+"""Policy evaluation: first matching rule wins, strictest envelope wins, fail closed.
+
+Pure: no I/O. A :class:`Policy` is compiled once by :func:`aegisflow.policy.loader.
+load_policy` and is safe to share between threads and tasks. Evaluating an envelope:
+
+1. Derive the envelope's :class:`~aegisflow.policy.facts.Facts` (argv, flags, paths).
+2. Take the rules whose protocol and tool match, in policy order (an index memoized
+   per ``(protocol, tool)`` keeps this to a dictionary lookup).
+3. The first rule whose target, capability and conditions match decides; with none,
+   the policy's ``default_decision`` does (``block`` unless the policy says otherwise).
+4. A shell command that could not be parsed, or whose program is only known once the
+   shell runs, is never allowed: it gets at least the policy's ``unparseable``
+   decision (``block`` unless set to ``review``).
+
+A command line of several simple commands is several envelopes; :meth:`Policy.
+evaluate_all` decides each and the strictest decision stands (block > review > allow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aegisflow.envelope import Envelope
+from aegisflow.policy.facts import facts_for
+from aegisflow.policy.model import (
+    STRICTNESS,
+    CredentialSpec,
+    DecisionName,
+    Rule,
+)
+
+DEFAULT_RULE = "default"
+UNPARSEABLE_RULE = "builtin:shell-unparseable"
+UNKNOWN_PROGRAM_RULE = "builtin:shell-unknown-program"
+MAX_MEMO = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The outcome for one envelope."""
+
+    decision: DecisionName
+    matched_rule: str
+    reason: str
+    policy: str
+    policy_hash: str
+    suggested_alternative: str | None = None
+    credential: CredentialSpec | None = None
+    approvers: tuple[str, ...] = ()
+    approval_expiry: int | None = None
+    rule_line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "decision": self.decision,
+            "matched_rule": self.matched_rule,
+            "reason": self.reason,
+            "policy": self.policy,
+            "policy_hash": self.policy_hash,
+        }
+        if self.suggested_alternative:
+            out["suggested_alternative"] = self.suggested_alternative
+        if self.credential is not None:
+            out["credential"] = self.credential.to_dict()
+        if self.decision == "review":
+            out["approvers"] = list(self.approvers)
+            out["approval_expiry"] = self.approval_expiry
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Decisions for the envelopes of one call; the strictest one stands."""
+
+    items: tuple[tuple[Envelope, Decision], ...]
+
+    @property
+    def deciding(self) -> tuple[Envelope, Decision]:
+        """The strictest (envelope, decision); the first of equals."""
+        return max(self.items, key=lambda item: STRICTNESS[item[1].decision])
+
+    @property
+    def decision(self) -> Decision:
+        return self.deciding[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    rule: Rule
+    matched: bool
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    envelope: Envelope
+    traces: tuple[RuleTrace, ...]
+    decision: Decision
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "envelope": self.envelope.to_dict(),
+            "action_digest": self.envelope.action_digest,
+            "rules": [
+                {
+                    "rule": t.rule.name,
+                    "line": t.rule.line,
+                    "decision": t.rule.decision,
+                    "matched": t.matched,
+                    "why": t.why,
+                }
+                for t in self.traces
+            ],
+            "result": self.decision.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """A compiled policy. Build it with :func:`aegisflow.policy.loader.load_policy`."""
+
+    name: str
+    content_hash: str
+    default_decision: DecisionName
+    approval_expiry: int
+    approvers: tuple[str, ...]
+    unparseable: DecisionName
+    rules: tuple[Rule, ...]
+    source: str = "<policy>"
+    _memo: dict[tuple[str, str], tuple[Rule, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def evaluate(self, envelope: Envelope) -> Decision:
+        """Decide one envelope."""
+        facts = facts_for(envelope)
+        for rule in self._candidates(envelope.protocol, envelope.tool):
+            matched, _ = rule.check(envelope, facts)
+            if matched:
+                return self._guard(envelope, self._from_rule(rule))
+        return self._guard(envelope, self._default())
+
+    def evaluate_all(self, envelopes: Iterable[Envelope]) -> Verdict:
+        """Decide every envelope of one call.
+
+        Raises:
+            ValueError: If there are no envelopes (a caller bug: every call has one).
+        """
+        items = tuple((envelope, self.evaluate(envelope)) for envelope in envelopes)
+        if not items:
+            raise ValueError("evaluate_all needs at least one envelope")
+        return Verdict(items)
+
+    def explain(self, envelope: Envelope) -> Explanation:
+        """Every rule in order, whether it matched and why; the same matcher as evaluate."""
+        facts = facts_for(envelope)
+        traces: list[RuleTrace] = []
+        decided: Decision | None = None
+        for rule in self.rules:
+            matched, why = rule.check(envelope, facts)
+            traces.append(RuleTrace(rule, matched, why))
+            if matched and decided is None:
+                decided = self._from_rule(rule)
+        result = self._guard(envelope, decided or self._default())
+        return Explanation(envelope, tuple(traces), result)
+
+    # -- internals --
+
+    def _candidates(self, protocol: str, tool: str) -> Sequence[Rule]:
+        key = (protocol, tool)
+        found = self._memo.get(key)
+        if found is None:
+            found = tuple(r for r in self.rules if r.head_matches(protocol, tool))
+            if len(self._memo) < MAX_MEMO:
+                self._memo[key] = found
+        return found
+
+    def _from_rule(self, rule: Rule) -> Decision:
+        review = rule.decision == "review"
+        return Decision(
+            decision=rule.decision,
+            matched_rule=rule.name,
+            reason=rule.reason,
+            policy=self.name,
+            policy_hash=self.content_hash,
+            suggested_alternative=rule.suggested_alternative,
+            credential=rule.credential,
+            approvers=(rule.approvers or self.approvers) if review else (),
+            approval_expiry=(rule.approval_expiry or self.approval_expiry) if review else None,
+            rule_line=rule.line,
+        )
+
+    def _default(self) -> Decision:
+        review = self.default_decision == "review"
+        return Decision(
+            decision=self.default_decision,
+            matched_rule=DEFAULT_RULE,
+            reason=f"no rule matched; the policy's default decision is {self.default_decision}",
+            policy=self.name,
+            policy_hash=self.content_hash,
+            approvers=self.approvers if review else (),
+            approval_expiry=self.approval_expiry if review else None,
+        )
+
+    def _guard(self, envelope: Envelope, decided: Decision) -> Decision:
+        if envelope.protocol != "shell":
+            return decided
+        params = envelope.parameters
+        if "parse_error" in params:
+            rule, reason = UNPARSEABLE_RULE, f"cannot check this command: {params['parse_error']}"
+        elif 0 in (params.get("unknown") or ()):
+            rule, reason = UNKNOWN_PROGRAM_RULE, "the program is only known once the shell runs"
+        else:
+            return decided
+        if STRICTNESS[decided.decision] >= STRICTNESS[self.unparseable]:
+            return decided
+        review = self.unparseable == "review"
+        return Decision(
+            decision=self.unparseable,
+            matched_rule=rule,
+            reason=reason,
+            policy=self.name,
+            policy_hash=self.content_hash,
+            suggested_alternative="split the command into plain commands without "
+            "variables or substitutions in the program name",
+            approvers=self.approvers if review else (),
+            approval_expiry=self.approval_expiry if review else None,
+        )

@@ -1,0 +1,222 @@
+"""What a rule can ask about an envelope beyond its fields: argv, flags, paths.
+
+Pure: no I/O. Facts are derived from the envelope alone (never from the command line
+text or the file system), so replaying a recorded envelope gives the same answers.
+
+Shell envelopes carry ``parameters.argv`` and, when the shell would expand a word, its
+index under ``parameters.globs`` or ``parameters.unknown``. Program-specific tables
+say which options take a value (``git -C DIR``), so that ``git -C repo push -f`` has
+the subcommand ``push`` and the flag ``-f``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aegisflow.envelope import Envelope
+from aegisflow.policy.glob import compile_glob
+from aegisflow.policy.shell import Word, WordKind, is_glob
+
+HOME = "~"
+
+# Options that take the next word as their value, per program (anywhere in argv).
+VALUED_OPTIONS: dict[str, frozenset[str]] = {
+    name: frozenset(options.split())
+    for name, options in {
+        "git": "-C -c --git-dir --work-tree --namespace --config-env --exec-path",
+        "kubectl": "-n --namespace --context --cluster --kubeconfig -s --server --user "
+        "--as --as-group --token -f --filename -o --output -l --selector",
+        "helm": "-n --namespace --kube-context --kubeconfig -f --values",
+        "docker": "-H --host --context --config -l --log-level",
+        "gh": "-R --repo",
+        "npm": "--prefix -w --workspace",
+        "make": "-C --directory -f --file --makefile -I --include-dir",
+        "terraform": "",
+    }.items()
+}
+
+# Interpreters stop reading their own options at the first operand (the script), and
+# these options end them too, taking the module or code as the first operand.
+INTERPRETERS = ("python", "node", "perl", "ruby", "php", "deno", "bun")
+_TERMINAL_OPTIONS = frozenset({"-m", "-c", "-e", "-E", "--eval", "-p", "--print", "-r"})
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Derived view of one envelope. Shell-only fields are empty elsewhere."""
+
+    argv: tuple[Word, ...]
+    positionals: tuple[Word, ...]
+    """Non-option words after the program (subcommands included), option values excluded."""
+    flags: frozenset[str]
+    global_flags: frozenset[str]
+    """Flags before the first positional: ``git -c x=y`` but not ``git switch -c``."""
+    long_flags: tuple[str, ...]
+    """Long options as written (before any ``=``), for abbreviation matching."""
+    options_unknown: bool
+    """Some word before ``--`` is expanded by the shell and might be any option."""
+    paths: tuple[Word, ...]
+    """Canonical paths the action may touch; globs and unknown words keep their kind."""
+
+
+EMPTY = Facts((), (), frozenset(), frozenset(), (), False, ())
+
+
+def facts_for(envelope: Envelope) -> Facts:
+    if envelope.protocol == "file":
+        return Facts((), (), frozenset(), frozenset(), (), False, (Word(envelope.target),))
+    if envelope.protocol != "shell":
+        return EMPTY
+    params = envelope.parameters
+    argv = _words(params)
+    if not argv:
+        return EMPTY
+    cwd_known = params.get("cwd_known", True) is not False
+    program = posixpath.basename(argv[0].text) if argv[0].known else ""
+    valued = VALUED_OPTIONS.get(program, frozenset())
+    interpreter = program.startswith(INTERPRETERS)
+    positionals: list[Word] = []
+    flags: set[str] = set()
+    global_flags: frozenset[str] | None = None
+    long_flags: list[str] = []
+    values: list[Word] = []
+    options_unknown = False
+    i = 1
+    after_dashes = False
+    while i < len(argv):
+        word = argv[i]
+        text = word.text
+        i += 1
+        if after_dashes:
+            positionals.append(word)
+            continue
+        if not word.known:
+            options_unknown = True
+            positionals.append(word)
+            continue
+        if text == "--":
+            after_dashes = True
+            continue
+        if len(text) < 2 or not text.startswith("-"):
+            if global_flags is None:
+                global_flags = frozenset(flags)
+            positionals.append(word)
+            after_dashes = interpreter  # the rest belongs to the script
+            continue
+        name, eq, value = text.partition("=")
+        flags.add(text)
+        flags.add(name)
+        if eq:
+            values.append(Word(value))
+        if text.startswith("--"):
+            long_flags.append(name)
+        else:
+            flags.update(f"-{c}" for c in name[1:])  # -rf is -r -f
+        if text in valued and i < len(argv):
+            values.append(argv[i])
+            i += 1
+        elif interpreter and text in _TERMINAL_OPTIONS:
+            after_dashes = True
+    cwd = envelope.target
+    candidates = [*positionals, *values, *(_redirect_words(params))]
+    paths = tuple(
+        path for word in candidates for path in _path_forms(word, cwd, cwd_known=cwd_known)
+    )
+    return Facts(
+        tuple(argv),
+        tuple(positionals),
+        frozenset(flags),
+        frozenset(flags) if global_flags is None else global_flags,
+        tuple(long_flags),
+        options_unknown,
+        paths,
+    )
+
+
+def canonical_path(path: str, cwd: str | None = None) -> str:
+    """Lexically canonical form of ``path``: ``./a/../.env`` is ``.env``.
+
+    ``~`` (home) is kept as a prefix, a relative path is joined to ``cwd`` when one is
+    given, ``..`` and ``.`` segments are folded and repeated or trailing slashes dropped.
+    Symbolic links are not resolved: that needs the file system.
+    """
+    if path.startswith("~") and (len(path) == 1 or path[1] == "/"):
+        folded = posixpath.normpath("/" + path[1:].lstrip("/"))
+        return HOME if folded == "/" else HOME + folded
+    if cwd and not path.startswith("/"):
+        path = posixpath.join(cwd, path)
+        if cwd.startswith(HOME):
+            return canonical_path(path)
+    folded = posixpath.normpath(path) if path else "."
+    return folded[1:] if folded.startswith("//") else folded
+
+
+def lookup(parameters: Mapping[str, Any], dotted: str) -> list[Any]:
+    """The values at ``a.b.c`` in nested parameters (none if absent).
+
+    The last segment may be a name glob (``env.GIT_*``): every matching key counts.
+    """
+    *path, last = dotted.split(".")
+    value: Any = parameters
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            return []
+        value = value[part]
+    if not isinstance(value, Mapping):
+        return []
+    if not is_glob(last):
+        return [value[last]] if last in value else []
+    glob = compile_glob(last, "name")
+    return [v for k, v in value.items() if isinstance(k, str) and glob.match(k)]
+
+
+def _words(params: Mapping[str, Any]) -> list[Word]:
+    argv = params.get("argv")
+    if not isinstance(argv, Sequence) or isinstance(argv, str):
+        return []
+    kinds = _kinds(params)
+    return [Word(str(text), kinds.get(i, "literal")) for i, text in enumerate(argv)]
+
+
+def _kinds(params: Mapping[str, Any]) -> dict[int, WordKind]:
+    kinds: dict[int, WordKind] = {}
+    for key, kind in (("globs", "glob"), ("unknown", "unknown")):
+        indices = params.get(key)
+        if isinstance(indices, Sequence) and not isinstance(indices, str):
+            for index in indices:
+                if isinstance(index, int):
+                    kinds[index] = kind  # type: ignore[assignment]
+    return kinds
+
+
+def _redirect_words(params: Mapping[str, Any]) -> list[Word]:
+    redirects = params.get("redirects")
+    if not isinstance(redirects, Sequence) or isinstance(redirects, str):
+        return []
+    out: list[Word] = []
+    for item in redirects:
+        if isinstance(item, Mapping) and isinstance(item.get("target"), str):
+            kind = item.get("kind", "literal")
+            out.append(Word(item["target"], kind if kind in ("glob", "unknown") else "literal"))
+    return out
+
+
+def _path_forms(word: Word, cwd: str, *, cwd_known: bool) -> list[Word]:
+    """The paths a word may name: itself, after ``@`` (curl) or ``=`` (dd if=...)."""
+    forms = [word.text]
+    if word.text.startswith("@") and len(word.text) > 1:
+        forms.append(word.text[1:])
+    if "=" in word.text and not word.text.startswith("-"):
+        forms.append(word.text.split("=", 1)[1])
+    out: list[Word] = []
+    for text in forms:
+        if (not word.known and word.kind == "unknown") or (
+            not cwd_known and not text.startswith(("/", "~"))
+        ):
+            out.append(Word(text, "unknown"))
+        else:
+            out.append(Word(canonical_path(text, cwd or None), word.kind))
+    return out

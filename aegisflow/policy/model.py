@@ -1,0 +1,272 @@
+"""Compiled policy rules and the one matcher that enforcement and ``explain`` share.
+
+Pure: no I/O. A :class:`Rule` is built by :mod:`aegisflow.policy.loader` from YAML and
+never changes. :meth:`Rule.check` answers for one envelope whether the rule matches and
+why; enforcement and ``explain`` both call it, so they cannot disagree.
+
+Conditions are three-valued. When the shell would expand a word (``cat $F``,
+``cat .e*``), a condition may be neither true nor false until the command runs. Such a
+*maybe* counts as a match for a rule that restricts (``review``, ``block``) and as no
+match for a rule that permits (``allow``): unknowable input never widens what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aegisflow.envelope import Envelope
+from aegisflow.policy.facts import Facts, lookup
+from aegisflow.policy.glob import EMPTY_SET, Glob, GlobSet, may_overlap
+from aegisflow.policy.shell import Word
+
+DecisionName = Literal["allow", "review", "block"]
+DECISIONS: tuple[DecisionName, ...] = ("allow", "review", "block")
+STRICTNESS = {"allow": 0, "review": 1, "block": 2}
+
+Tri = bool | None
+"""True, False, or None for "maybe" (depends on a shell expansion)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CredentialSpec:
+    """What the credential broker mints when the rule's action is allowed."""
+
+    type: str
+    permissions: tuple[tuple[str, str], ...]
+    ttl: int
+    """Lifetime in seconds."""
+
+    @property
+    def scope(self) -> str:
+        """``pull_requests:write,contents:read``: the permissions in policy order."""
+        return ",".join(f"{name}:{level}" for name, level in self.permissions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "scope": self.scope, "ttl": self.ttl}
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterTest:
+    key: str
+    values: tuple[Glob | str | int | bool | None, ...]
+
+    def check(self, parameters: Mapping[str, Any]) -> tuple[bool, str]:
+        found = lookup(parameters, self.key)
+        if not found:
+            return False, f"parameter {self.key} is absent"
+        items = [i for value in found for i in (value if isinstance(value, list) else [value])]
+        for item in items:
+            for expected in self.values:
+                if isinstance(expected, Glob):
+                    if isinstance(item, str) and expected.match(item):
+                        return True, f"parameter {self.key}={item!r} matches {expected.pattern!r}"
+                elif type(item) is type(expected) and item == expected:
+                    return True, f"parameter {self.key}={item!r}"
+        return False, f"parameter {self.key}={_short(found)} matches none of {self._shown()}"
+
+    def _shown(self) -> str:
+        return ", ".join(v.pattern if isinstance(v, Glob) else repr(v) for v in self.values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Conditions:
+    """``when:`` of a rule. Keys are ANDed; the alternatives under a key are ORed."""
+
+    subcommand: tuple[tuple[Glob, ...], ...] = ()
+    flags: tuple[str, ...] = ()
+    global_flags: tuple[str, ...] = ()
+    args: GlobSet = EMPTY_SET
+    paths: GlobSet = EMPTY_SET
+    parameters: tuple[ParameterTest, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)
+    """The condition as written, to compare rules and to show in ``explain``."""
+
+    def check(self, envelope: Envelope, facts: Facts, *, restricts: bool) -> tuple[Tri, str]:
+        """Evaluate every condition; (result, explanation).
+
+        ``args`` and ``paths`` read differently by decision: a rule that restricts
+        matches when *any* argument or path matches; an allow rule only when there is
+        at least one and *every* one matches, so ``cat README.md .env`` is not allowed
+        by a rule that allows reading ``*.md``.
+        """
+        notes: list[str] = []
+        for parameter in self.parameters:  # cheapest first: dictionary lookups
+            ok, why = parameter.check(envelope.parameters)
+            if not ok:
+                return False, why
+            notes.append(why)
+        if self.paths.globs and not facts.paths:
+            return False, "the action names no path"
+        if (self.subcommand or self.args.globs) and not facts.positionals:
+            return False, "the action has no arguments"
+        maybe: list[str] = []
+        skip = 0
+        if self.subcommand:
+            result, why, skip = self._subcommand(facts)
+            if result is False:
+                return False, why
+            (maybe if result is None else notes).append(why)
+        for wanted, present in ((self.flags, facts.flags), (self.global_flags, facts.global_flags)):
+            if not wanted:
+                continue
+            result, why = _flags(wanted, present, facts)
+            if result is False:
+                return False, why
+            (maybe if result is None else notes).append(why)
+        for name, globs, words, dialect_check in (
+            ("argument", self.args, facts.positionals[skip:], _name_check),
+            ("path", self.paths, facts.paths, _path_check),
+        ):
+            if not globs.globs:
+                continue
+            result, why = _quantified(name, globs, words, dialect_check, restricts=restricts)
+            if result is False:
+                return False, why
+            (maybe if result is None else notes).append(why)
+        if maybe:
+            return None, "; ".join(maybe)
+        return True, "; ".join(notes)
+
+    def _subcommand(self, facts: Facts) -> tuple[Tri, str, int]:
+        words = facts.positionals
+        unknown = False
+        for alternative in self.subcommand:
+            result: Tri = True
+            for glob, word in zip(alternative, words, strict=False):
+                if not word.known:
+                    result = None
+                elif not glob.match(word.text):
+                    result = False
+                    break
+            if len(words) < len(alternative) and result is not False:
+                result = None if facts.options_unknown else False
+            if result is True:
+                shown = " ".join(g.pattern for g in alternative)
+                return True, f"subcommand {shown!r}", len(alternative)
+            unknown = unknown or result is None
+        wanted = " | ".join(" ".join(g.pattern for g in alt) for alt in self.subcommand)
+        if unknown:
+            return None, f"subcommand may be {wanted!r} once the shell expands it", 0
+        shown = " ".join(w.text for w in words[:3]) or "(none)"
+        return False, f"subcommand {shown!r} is not {wanted!r}", 0
+
+
+def _flags(wanted: tuple[str, ...], present: frozenset[str], facts: Facts) -> tuple[Tri, str]:
+    for flag in wanted:
+        if flag in present:
+            return True, f"flag {flag}"
+        if flag.startswith("--"):
+            for written in facts.long_flags:
+                # getopt_long and git accept any unambiguous prefix: --forc is --force.
+                if len(written) >= 4 and flag.startswith(written) and written in present:
+                    return True, f"flag {written} (abbreviates {flag})"
+    if facts.options_unknown:
+        return None, f"an expanded word may be one of {', '.join(wanted)}"
+    return False, f"none of the flags {', '.join(wanted)}"
+
+
+def _name_check(word: Word, globs: GlobSet) -> Tri:
+    if word.kind != "literal":
+        return None
+    return globs.match(word.text)
+
+
+def _path_check(word: Word, globs: GlobSet) -> Tri:
+    if word.kind == "literal":
+        return globs.match(word.text)
+    if word.kind == "unknown" or any(may_overlap(word.text, g) for g in globs.globs):
+        return None
+    return False
+
+
+def _quantified(
+    name: str,
+    globs: GlobSet,
+    words: tuple[Word, ...],
+    check: Callable[[Word, GlobSet], Tri],
+    *,
+    restricts: bool,
+) -> tuple[Tri, str]:
+    if restricts:
+        maybe: str | None = None
+        for word in words:
+            result = check(word, globs)
+            if result:
+                glob = globs.which(word.text)
+                shown = glob.pattern if glob else globs.shown
+                return True, f"{name} {word.text!r} matches {shown!r}"
+            if result is None and maybe is None:
+                maybe = f"{name} {word.text!r} may expand to match {globs.shown}"
+        if maybe:
+            return None, maybe
+        return False, f"no {name} matches {globs.shown}"
+    if not words:
+        return False, f"no {name} to match {globs.shown}"
+    unsure: str | None = None
+    for word in words:
+        result = check(word, globs)
+        if result:
+            continue
+        if result is None:
+            unsure = unsure or f"{name} {word.text!r} is only known once the shell runs"
+            continue
+        return False, f"{name} {word.text!r} matches none of {globs.shown}"
+    if unsure:
+        return None, unsure
+    return True, f"every {name} matches {globs.shown}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """One compiled rule. Empty field tuples match anything."""
+
+    index: int
+    name: str
+    """``matched_rule``: the rule's ``id``, else ``protocol:tool`` as written."""
+    line: int
+    protocol: GlobSet
+    tool: GlobSet
+    target: GlobSet
+    capability: GlobSet
+    decision: DecisionName
+    reason: str
+    suggested_alternative: str | None = None
+    when: Conditions | None = None
+    approvers: tuple[str, ...] = ()
+    credential: CredentialSpec | None = None
+    approval_expiry: int | None = None
+
+    @property
+    def restricts(self) -> bool:
+        return self.decision != "allow"
+
+    def head_matches(self, protocol: str, tool: str) -> bool:
+        return (not self.protocol.globs or self.protocol.match(protocol)) and (
+            not self.tool.globs or self.tool.match(tool)
+        )
+
+    def check(self, envelope: Envelope, facts: Facts) -> tuple[bool, str]:
+        """Whether this rule decides ``envelope``, and why (or why not)."""
+        if self.protocol.globs and not self.protocol.match(envelope.protocol):
+            return False, f"protocol {envelope.protocol!r} is not {self.protocol.shown}"
+        if self.tool.globs and not self.tool.match(envelope.tool):
+            return False, f"tool {envelope.tool!r} is not {self.tool.shown}"
+        if self.target.globs and not self.target.match(envelope.target):
+            return False, f"target {envelope.target!r} is not {self.target.shown}"
+        if self.capability.globs and not self.capability.match(envelope.capability):
+            return False, f"capability {envelope.capability!r} is not {self.capability.shown}"
+        if self.when is None:
+            return True, "protocol, tool, target and capability match"
+        result, why = self.when.check(envelope, facts, restricts=self.restricts)
+        if result is None:
+            if self.restricts:
+                return True, f"{why} (unknown until run; a {self.decision} rule takes it)"
+            return False, f"{why} (unknown until run; an allow rule does not take it)"
+        return result, why
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

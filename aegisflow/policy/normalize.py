@@ -1,0 +1,357 @@
+"""Normalizers: the ways a tool call arrives, turned into envelopes.
+
+Pure: no I/O. Each normalizer takes what its door received (the HTTP action JSON, a
+shell command line, an MCP ``tools/call``, a file operation) plus the authenticated
+actor, and returns envelopes. Envelope ids come from ``new_id``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aegisflow.envelope import (
+    CAPABILITIES,
+    PROTOCOLS,
+    Actor,
+    Envelope,
+    IdFactory,
+    InvalidAction,
+    envelope_from_action,
+    new_envelope_id,
+)
+from aegisflow.policy.facts import HOME, canonical_path
+from aegisflow.policy.shell import SimpleCommand, Word, parse_command_line, words
+
+DELETE_PROGRAMS = frozenset({"rm", "rmdir", "unlink", "shred", "srm", "wipe"})
+READ_PROGRAMS = words(
+    "cat less more head tail grep egrep fgrep rg ag ack ls ll tree find fd wc "
+    "diff cmp file stat du df pwd which whereis type echo printf sort uniq cut tr "
+    "nl od xxd hexdump strings base64 jq yq sed awk column basename dirname "
+    "realpath readlink date whoami id uname hostname env printenv"
+)
+UNPARSEABLE_TOOL = "shell.unparseable"
+FUNCTION_TOOL = "shell.function"
+ASSIGNMENT_TOOL = "shell.assignment"
+_UNSAFE_TOOL_CHARS = re.compile(r"[^\x21-\x7e]")
+
+
+def action_envelopes(
+    data: object,
+    *,
+    actor: Actor,
+    cwd: str = "",
+    new_id: IdFactory = new_envelope_id,
+) -> tuple[Envelope, ...]:
+    """Normalize the HTTP action JSON (the seed's ``test-action`` body).
+
+    A shell action may carry a whole command line as ``parameters.command``; it is
+    parsed and becomes one envelope per simple command (``tool`` is then ``shell`` or
+    ``shell.exec``). A shell action with ``parameters.argv`` must name the same program
+    in ``tool`` (``shell.rm`` for ``["rm", ...]``), so the rule that decides is the rule
+    for the program that would run.
+
+    Raises:
+        InvalidAction: On a malformed action.
+    """
+    if isinstance(data, Mapping) and data.get("protocol") == "shell":
+        params = data.get("parameters") or {}
+        if isinstance(params, Mapping) and "command" in params:
+            return _shell_action(data, params, actor=actor, cwd=cwd, new_id=new_id)
+        envelope = envelope_from_action(data, actor=actor, new_id=new_id)
+        _check_argv_tool(envelope)
+        return (envelope,)
+    return (envelope_from_action(data, actor=actor, new_id=new_id),)
+
+
+def _shell_action(
+    data: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    actor: Actor,
+    cwd: str,
+    new_id: IdFactory,
+) -> tuple[Envelope, ...]:
+    command = params["command"]
+    if not isinstance(command, str):
+        raise InvalidAction("parameters.command must be a string")
+    if data.get("tool", "shell") not in ("shell", "shell.exec"):
+        raise InvalidAction(
+            "a shell action with parameters.command has tool 'shell.exec' (or none): "
+            "each command in the line becomes its own envelope"
+        )
+    extra = set(params) - {"command"}
+    if extra:
+        raise InvalidAction(f"unexpected parameters with command: {', '.join(sorted(extra))}")
+    checked = envelope_from_action(
+        {**data, "tool": "shell.exec", "parameters": {}}, actor=actor, new_id=new_id
+    )
+    return shell_envelopes(
+        command,
+        actor=actor,
+        cwd=checked.target or cwd,
+        justification=checked.justification,
+        task=checked.task,
+        approval_ref=checked.approval_ref,
+        new_id=new_id,
+    )
+
+
+def _check_argv_tool(envelope: Envelope) -> None:
+    argv = envelope.parameters.get("argv")
+    if argv is None:
+        return
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise InvalidAction("parameters.argv must be a non-empty list of strings")
+    expected = _tool_for(Word(posixpath.basename(argv[0])))
+    if envelope.tool != expected:
+        raise InvalidAction(f"tool {envelope.tool!r} does not match argv, which runs {expected!r}")
+
+
+def shell_envelopes(
+    command_line: str,
+    *,
+    actor: Actor,
+    cwd: str = "",
+    justification: str = "",
+    task: str = "",
+    approval_ref: str | None = None,
+    new_id: IdFactory = new_envelope_id,
+) -> tuple[Envelope, ...]:
+    """One envelope per simple command the line would run, in order.
+
+    ``cwd`` is the directory the line starts in; ``cd DIR`` within the line moves it for
+    later commands (to "unknown" when ``DIR`` is computed). A line that cannot be
+    parsed becomes one ``shell.unparseable`` envelope that the engine never allows.
+    """
+    parsed = parse_command_line(command_line)
+
+    def make(tool: str, target: str, capability: str, params: dict[str, Any]) -> Envelope:
+        return Envelope(
+            envelope_id=new_id(),
+            actor=actor,
+            protocol="shell",
+            tool=tool,
+            target=target,
+            capability=capability,
+            parameters={**params, "command_line": command_line},
+            justification=justification,
+            approval_ref=approval_ref,
+            task=task,
+        )
+
+    if parsed.error is not None:
+        return (make(UNPARSEABLE_TOOL, cwd, "execute", {"parse_error": parsed.error}),)
+    out: list[Envelope] = []
+    where = Word(canonical_path(cwd) if cwd else "")
+    for command in parsed.commands:
+        params = _shell_parameters(command)
+        if not where.known:
+            params["cwd_known"] = False
+        program = command.program
+        if command.function:
+            tool, capability = FUNCTION_TOOL, "execute"
+        elif program is None:
+            tool, capability = ASSIGNMENT_TOOL, "execute"
+        else:
+            tool, capability = _tool_for(program), _capability_for(program)
+        out.append(make(tool, where.text, capability, params))
+        if program is not None and program.text in ("cd", "pushd") and not command.via:
+            where = _cd(where, command)
+    return tuple(out)
+
+
+def _tool_for(program: Word) -> str:
+    name = _UNSAFE_TOOL_CHARS.sub("_", program.text)[:200] or "_"
+    return f"shell.{name}"
+
+
+def _capability_for(program: Word) -> str:
+    if program.text in DELETE_PROGRAMS:
+        return "delete"
+    if program.text in READ_PROGRAMS:
+        return "read"
+    return "execute"
+
+
+def _shell_parameters(command: SimpleCommand) -> dict[str, Any]:
+    params: dict[str, Any] = {"argv": [w.text for w in command.argv]}
+    globs = [i for i, w in enumerate(command.argv) if w.kind == "glob"]
+    unknown = [i for i, w in enumerate(command.argv) if w.kind == "unknown"]
+    if globs:
+        params["globs"] = globs
+    if unknown:
+        params["unknown"] = unknown
+    if command.redirects:
+        params["redirects"] = [
+            {"op": r.op, "target": r.target.text}
+            | ({} if r.target.known else {"kind": r.target.kind})
+            for r in command.redirects
+        ]
+    if command.assignments:
+        params["env"] = {name: word.text for name, word in command.assignments}
+    if command.via:
+        params["via"] = list(command.via)
+    if command.function:
+        params["function"] = True
+    return params
+
+
+def _cd(where: Word, command: SimpleCommand) -> Word:
+    args = [w for w in command.argv[1:] if not (w.known and w.text.startswith("-"))]
+    if not args:
+        return Word(HOME)
+    target = args[0]
+    if not target.known or not where.known or target.text == "-":
+        return Word(target.text, "unknown")
+    return Word(canonical_path(target.text, where.text or None))
+
+
+# -- MCP ----------------------------------------------------------------------------------
+
+_CAPABILITY_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("delete", "delete"),
+    ("remove", "delete"),
+    ("drop", "delete"),
+    ("destroy", "delete"),
+    ("purge", "delete"),
+    ("deploy", "deploy"),
+    ("release", "deploy"),
+    ("publish", "deploy"),
+    ("approve", "approve"),
+    ("run", "execute"),
+    ("exec", "execute"),
+    ("execute", "execute"),
+    ("get", "read"),
+    ("list", "read"),
+    ("search", "read"),
+    ("read", "read"),
+    ("fetch", "read"),
+    ("query", "read"),
+    ("describe", "read"),
+    ("show", "read"),
+    ("view", "read"),
+    ("find", "read"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class McpServer:
+    """How calls to one upstream MCP server become envelopes.
+
+    ``name`` prefixes tool names (``github`` makes ``get_file_contents`` into
+    ``github.get_file_contents``). ``target_args`` lists argument-name groups; the first
+    group whose arguments are all present, joined with ``/``, is the target (``owner`` and
+    ``repo`` give ``aegisflow/aegisflow``). ``capabilities`` overrides the capability that
+    is otherwise inferred from the tool name (``get_*`` read, ``delete_*`` delete, ...,
+    anything unrecognized ``write``).
+    """
+
+    name: str
+    protocol: str = "mcp"
+    target_args: tuple[tuple[str, ...], ...] = (
+        ("owner", "repo"),
+        ("repository",),
+        ("repo",),
+        ("path",),
+        ("file_path",),
+        ("url",),
+        ("uri",),
+    )
+    capabilities: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", self.name):
+            raise InvalidAction(f"MCP server name {self.name!r} must be letters, digits, _ or -")
+        if self.protocol not in PROTOCOLS:
+            raise InvalidAction(f"MCP server protocol {self.protocol!r} is not known")
+        for tool, capability in self.capabilities.items():
+            if capability not in CAPABILITIES:
+                raise InvalidAction(f"capability {capability!r} for {tool} is not known")
+
+    def capability_for(self, tool: str) -> str:
+        if tool in self.capabilities:
+            return self.capabilities[tool]
+        verb = re.split(r"[_.\-]", tool.lower(), maxsplit=1)[0]
+        for prefix, capability in _CAPABILITY_PREFIXES:
+            if verb == prefix:
+                return capability
+        return "write"  # a tool we cannot classify may change things
+
+    def target_for(self, arguments: Mapping[str, Any]) -> str:
+        for group in self.target_args:
+            values = [arguments.get(name) for name in group]
+            if all(isinstance(v, str) and v for v in values):
+                joined = "/".join(str(v) for v in values)
+                if group in (("path",), ("file_path",)):
+                    return canonical_path(joined)
+                return joined
+        return ""
+
+
+def mcp_envelope(
+    server: McpServer,
+    params: object,
+    *,
+    actor: Actor,
+    new_id: IdFactory = new_envelope_id,
+) -> Envelope:
+    """Normalize the ``params`` of an MCP ``tools/call`` request.
+
+    Raises:
+        InvalidAction: If ``params`` is not ``{"name": str, "arguments": {...}}``.
+    """
+    if not isinstance(params, Mapping) or not isinstance(params.get("name"), str):
+        raise InvalidAction("tools/call params need a string 'name'")
+    arguments = params.get("arguments") or {}
+    if not isinstance(arguments, Mapping):
+        raise InvalidAction("tools/call arguments must be an object")
+    name: str = params["name"]
+    return Envelope(
+        envelope_id=new_id(),
+        actor=actor,
+        protocol=server.protocol,
+        tool=f"{server.name}.{name}",
+        target=server.target_for(arguments),
+        capability=server.capability_for(name),
+        parameters=dict(arguments),
+    )
+
+
+# -- files --------------------------------------------------------------------------------
+
+FILE_OPERATIONS = {"read": "read", "write": "write", "edit": "write", "delete": "delete"}
+
+
+def file_envelope(
+    operation: str,
+    path: str,
+    *,
+    actor: Actor,
+    cwd: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    new_id: IdFactory = new_envelope_id,
+) -> Envelope:
+    """A file read, write, edit or delete, with the path made canonical.
+
+    Raises:
+        InvalidAction: On an unknown operation or an empty path.
+    """
+    if operation not in FILE_OPERATIONS:
+        raise InvalidAction(
+            f"file operation {operation!r} is not one of {', '.join(FILE_OPERATIONS)}"
+        )
+    if not isinstance(path, str) or not path:
+        raise InvalidAction("a file operation needs a path")
+    return Envelope(
+        envelope_id=new_id(),
+        actor=actor,
+        protocol="file",
+        tool=f"file.{operation}",
+        target=canonical_path(path, cwd),
+        capability=FILE_OPERATIONS[operation],
+        parameters=dict(parameters or {}),
+    )
