@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aegisflow.cli import evidence, keys
+from aegisflow.cli import evidence, keys, policy
 from aegisflow.cli.app import main_for, new_app
 
-app = new_app("AegisFlow control: keys, evidence (and, with the service, approvals).")
+app = new_app("AegisFlow control: keys, evidence, policies (and, with the service, approvals).")
 app.add_typer(keys.app, name="keys")
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(policy.app, name="policy")
 
 
 def main() -> None:
