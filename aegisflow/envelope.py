@@ -34,6 +34,8 @@ MAX_NAME = 128
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:/+-]*")
+_SPACE = re.compile(r"\s")
+_BREAKS = re.compile(r"[\x00\r\n]")
 
 IdFactory = Callable[[], str]
 
@@ -111,8 +113,8 @@ class Envelope:
             )
         check_tool(self.tool)
         _check_text("target", self.target, MAX_TARGET)
-        _check_text("justification", self.justification, MAX_TEXT)
-        _check_text("task", self.task, MAX_TEXT)
+        _check_text("justification", self.justification, MAX_TEXT, single_line=False)
+        _check_text("task", self.task, MAX_TEXT, single_line=False)
         if self.approval_ref is not None and not _UUID.fullmatch(self.approval_ref):
             raise InvalidAction("approval_ref must be the envelope id of an approved action")
         if not isinstance(self.parameters, Mapping):
@@ -234,7 +236,7 @@ def check_tool(tool: object) -> str:
         raise InvalidAction("tool must be a non-empty string")
     if len(tool) > MAX_TOOL:
         raise InvalidAction(f"tool name is {len(tool)} characters; the limit is {MAX_TOOL}")
-    if not tool.isprintable() or any(c.isspace() for c in tool):
+    if not tool.isprintable() or _SPACE.search(tool):
         raise InvalidAction(f"tool name {tool[:60]!a} has spaces or control characters")
     return tool
 
@@ -246,12 +248,12 @@ def _check_name(where: str, value: object) -> None:
         )
 
 
-def _check_text(where: str, value: object, limit: int) -> None:
+def _check_text(where: str, value: object, limit: int, *, single_line: bool = True) -> None:
     if not isinstance(value, str):
         raise InvalidAction(f"{where} must be a string")
     if len(value) > limit:
         raise InvalidAction(f"{where} is {len(value)} characters; the limit is {limit}")
-    if any(c in value for c in "\x00\r\n"):
+    if "\x00" in value or (single_line and _BREAKS.search(value)):
         raise InvalidAction(f"{where} contains NUL or line breaks")
 
 

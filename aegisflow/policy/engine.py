@@ -136,8 +136,11 @@ class Policy:
     def evaluate(self, envelope: Envelope) -> Decision:
         """Decide one envelope."""
         facts = facts_for(envelope)
+        parameters = envelope.parameters
         for rule in self._candidates(envelope.protocol, envelope.tool):
-            matched, _ = rule.check(envelope, facts)
+            if rule.needs_parameter is not None and rule.needs_parameter not in parameters:
+                continue  # a shortcut: check() would fail on the missing parameter
+            matched, _ = rule.check_rest(envelope, facts)
             if matched:
                 return self._guard(envelope, self._from_rule(rule))
         return self._guard(envelope, self._default())

@@ -12,6 +12,7 @@ the subcommand ``push`` and the flag ``-f``.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +137,9 @@ def facts_for(envelope: Envelope) -> Facts:
     )
 
 
+_NEEDS_FOLDING = re.compile(r"(?:^|/)\.{1,2}(?:/|$)|//|/$|^~")
+
+
 def canonical_path(path: str, cwd: str | None = None) -> str:
     """Lexically canonical form of ``path``: ``./a/../.env`` is ``.env``.
 
@@ -147,6 +151,12 @@ def canonical_path(path: str, cwd: str | None = None) -> str:
         folded = posixpath.normpath("/" + path[1:].lstrip("/"))
         return HOME if folded == "/" else HOME + folded
     if cwd and not path.startswith("/"):
+        if (
+            cwd.startswith("/")
+            and not _NEEDS_FOLDING.search(path)
+            and not _NEEDS_FOLDING.search(cwd)
+        ):
+            return cwd.rstrip("/") + "/" + path if path else cwd  # already canonical
         path = posixpath.join(cwd, path)
         if cwd.startswith(HOME):
             return canonical_path(path)
@@ -177,6 +187,8 @@ def _words(params: Mapping[str, Any]) -> list[Word]:
     argv = params.get("argv")
     if not isinstance(argv, Sequence) or isinstance(argv, str):
         return []
+    if "globs" not in params and "unknown" not in params:
+        return [Word(str(text)) for text in argv]
     kinds = _kinds(params)
     return [Word(str(text), kinds.get(i, "literal")) for i, text in enumerate(argv)]
 
@@ -206,11 +218,14 @@ def _redirect_words(params: Mapping[str, Any]) -> list[Word]:
 
 def _path_forms(word: Word, cwd: str, *, cwd_known: bool) -> list[Word]:
     """The paths a word may name: itself, after ``@`` (curl) or ``=`` (dd if=...)."""
-    forms = [word.text]
-    if word.text.startswith("@") and len(word.text) > 1:
-        forms.append(word.text[1:])
-    if "=" in word.text and not word.text.startswith("-"):
-        forms.append(word.text.split("=", 1)[1])
+    text = word.text
+    if word.kind == "literal" and cwd_known and "@" not in text and "=" not in text:
+        return [Word(canonical_path(text, cwd or None))]  # the common case, quickly
+    forms = [text]
+    if text.startswith("@") and len(text) > 1:
+        forms.append(text[1:])
+    if "=" in text and not text.startswith("-"):
+        forms.append(text.split("=", 1)[1])
     out: list[Word] = []
     for text in forms:
         if (not word.known and word.kind == "unknown") or (

@@ -30,6 +30,7 @@ from aegisflow.policy.model import (
     DecisionName,
     ParameterTest,
     Rule,
+    subcommands,
 )
 
 MAX_POLICY_BYTES = 1 << 20
@@ -271,6 +272,9 @@ class _Builder:
             approvers=approvers,
             credential=credential,
             approval_expiry=expiry,
+            needs_parameter=when.parameters[0].key.split(".")[0]
+            if when and when.parameters
+            else None,
         )
 
     def rule_name(self, node: _Located, label: str, line: int) -> str:
@@ -348,9 +352,10 @@ class _Builder:
                     continue
                 items = self.strings(when, key, rule)
                 if key == "subcommand":
-                    built[key] = tuple(
+                    alternatives = tuple(
                         tuple(compile_glob(part, "name") for part in item.split()) for item in items
                     )
+                    built[key] = subcommands(alternatives)
                 elif key in ("flags", "global_flags"):
                     bad = [f for f in items if not f.startswith("-") or f in ("-", "--")]
                     if bad:

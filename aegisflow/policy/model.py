@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from aegisflow.envelope import Envelope
 from aegisflow.policy.facts import Facts, lookup
-from aegisflow.policy.glob import EMPTY_SET, Glob, GlobSet, may_overlap
+from aegisflow.policy.glob import EMPTY_SET, Glob, GlobSet, glob_set, may_overlap
 from aegisflow.policy.shell import Word
 
 DecisionName = Literal["allow", "review", "block"]
@@ -74,7 +74,7 @@ class ParameterTest:
 class Conditions:
     """``when:`` of a rule. Keys are ANDed; the alternatives under a key are ORed."""
 
-    subcommand: tuple[tuple[Glob, ...], ...] = ()
+    subcommand: Subcommands | None = None
     flags: tuple[str, ...] = ()
     global_flags: tuple[str, ...] = ()
     args: GlobSet = EMPTY_SET
@@ -99,12 +99,12 @@ class Conditions:
             notes.append(why)
         if self.paths.globs and not facts.paths:
             return False, "the action names no path"
-        if (self.subcommand or self.args.globs) and not facts.positionals:
+        if (self.subcommand is not None or self.args.globs) and not facts.positionals:
             return False, "the action has no arguments"
         maybe: list[str] = []
         skip = 0
-        if self.subcommand:
-            result, why, skip = self._subcommand(facts)
+        if self.subcommand is not None:
+            result, why, skip = self.subcommand.check(facts)
             if result is False:
                 return False, why
             (maybe if result is None else notes).append(why)
@@ -129,10 +129,26 @@ class Conditions:
             return None, "; ".join(maybe)
         return True, "; ".join(notes)
 
-    def _subcommand(self, facts: Facts) -> tuple[Tri, str, int]:
+
+@dataclass(frozen=True, slots=True)
+class Subcommands:
+    """``when.subcommand``: alternatives of one or more leading positional words.
+
+    One-word alternatives (most of them) are tried with a single regular expression;
+    the longest matching alternative decides how many words ``args`` skips.
+    """
+
+    single: GlobSet
+    multi: tuple[tuple[Glob, ...], ...]
+    shown: str
+
+    def __len__(self) -> int:
+        return len(self.single) + len(self.multi)
+
+    def check(self, facts: Facts) -> tuple[Tri, str, int]:
         words = facts.positionals
         unknown = False
-        for alternative in self.subcommand:
+        for alternative in self.multi:
             result: Tri = True
             for glob, word in zip(alternative, words, strict=False):
                 if not word.known:
@@ -146,11 +162,25 @@ class Conditions:
                 shown = " ".join(g.pattern for g in alternative)
                 return True, f"subcommand {shown!r}", len(alternative)
             unknown = unknown or result is None
-        wanted = " | ".join(" ".join(g.pattern for g in alt) for alt in self.subcommand)
-        if unknown:
-            return None, f"subcommand may be {wanted!r} once the shell expands it", 0
-        shown = " ".join(w.text for w in words[:3]) or "(none)"
-        return False, f"subcommand {shown!r} is not {wanted!r}", 0
+        if self.single.globs and words:
+            first = words[0]
+            if not first.known:
+                unknown = True
+            elif self.single.match(first.text):
+                return True, f"subcommand {first.text!r}", 1
+        if unknown or (not words and facts.options_unknown):
+            return None, f"subcommand may be {self.shown} once the shell expands it", 0
+        shown = words[0].text if words else "(none)"
+        return False, f"subcommand {shown!r} is not {self.shown}", 0
+
+
+def subcommands(alternatives: tuple[tuple[Glob, ...], ...]) -> Subcommands:
+    single = glob_set(tuple(alt[0] for alt in alternatives if len(alt) == 1))
+    multi = tuple(sorted((alt for alt in alternatives if len(alt) > 1), key=len, reverse=True))
+    shown = " | ".join(repr(" ".join(g.pattern for g in alt)) for alt in alternatives[:4])
+    if len(alternatives) > 4:
+        shown += f" | ... ({len(alternatives)} alternatives)"
+    return Subcommands(single, multi, shown)
 
 
 def _flags(wanted: tuple[str, ...], present: frozenset[str], facts: Facts) -> tuple[Tri, str]:
@@ -237,10 +267,12 @@ class Rule:
     approvers: tuple[str, ...] = ()
     credential: CredentialSpec | None = None
     approval_expiry: int | None = None
+    needs_parameter: str | None = None
+    """A top-level parameter without which the conditions cannot hold (an index hint)."""
 
     @property
     def restricts(self) -> bool:
-        return self.decision != "allow"
+        return self.decision != "allow"  # review and block take "maybe" matches
 
     def head_matches(self, protocol: str, tool: str) -> bool:
         return (not self.protocol.globs or self.protocol.match(protocol)) and (
@@ -253,6 +285,10 @@ class Rule:
             return False, f"protocol {envelope.protocol!r} is not {self.protocol.shown}"
         if self.tool.globs and not self.tool.match(envelope.tool):
             return False, f"tool {envelope.tool!r} is not {self.tool.shown}"
+        return self.check_rest(envelope, facts)
+
+    def check_rest(self, envelope: Envelope, facts: Facts) -> tuple[bool, str]:
+        """:meth:`check` after protocol and tool are known to match (the engine's index)."""
         if self.target.globs and not self.target.match(envelope.target):
             return False, f"target {envelope.target!r} is not {self.target.shown}"
         if self.capability.globs and not self.capability.match(envelope.capability):

@@ -24,7 +24,7 @@ import posixpath
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import bashlex
 import bashlex.errors
@@ -41,8 +41,9 @@ def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-@dataclass(frozen=True, slots=True)
-class Word:
+class Word(NamedTuple):
+    """One shell word; a named tuple because policy checks create many of them."""
+
     text: str
     kind: WordKind = "literal"
 
