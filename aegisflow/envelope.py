@@ -123,6 +123,8 @@ class Envelope:
             check_signable(dict(self.parameters), path="parameters")
         except InvalidEntry as e:
             raise InvalidAction(str(e)) from None
+        # A private copy: a caller changing its dict later cannot change the digest.
+        object.__setattr__(self, "parameters", _copy_json(self.parameters))
 
     @property
     def session(self) -> str:
@@ -239,6 +241,14 @@ def check_tool(tool: object) -> str:
     if not tool.isprintable() or _SPACE.search(tool):
         raise InvalidAction(f"tool name {tool[:60]!a} has spaces or control characters")
     return tool
+
+
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
 
 
 def _check_name(where: str, value: object) -> None:

@@ -213,12 +213,13 @@ class Policy:
         params = envelope.parameters
         if "parse_error" in params:
             rule, reason = UNPARSEABLE_RULE, f"cannot check this command: {params['parse_error']}"
-        elif 0 in (params.get("unknown") or ()):
+        elif 0 in (params.get("unknown") or ()) or 0 in (params.get("globs") or ()):
             rule, reason = UNKNOWN_PROGRAM_RULE, "the program is only known once the shell runs"
         else:
             return decided
-        if STRICTNESS[decided.decision] >= STRICTNESS[self.unparseable]:
-            return decided
+        strictness = STRICTNESS[decided.decision] - STRICTNESS[self.unparseable]
+        if strictness > 0 or (strictness == 0 and decided.matched_rule != DEFAULT_RULE):
+            return decided  # a rule at least as strict decided; keep its reason
         review = self.unparseable == "review"
         return Decision(
             decision=self.unparseable,

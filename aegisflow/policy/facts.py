@@ -39,6 +39,17 @@ VALUED_OPTIONS: dict[str, frozenset[str]] = {
     }.items()
 }
 
+# Options whose value is free text (a message, a title), never a path or an argument.
+TEXT_OPTIONS: dict[str, frozenset[str]] = {
+    "git": frozenset({"-m", "--message"}),
+    "gh": frozenset({"-t", "--title", "-b", "--body"}),
+}
+# Programs whose arguments are text, not files they read or write (redirections still are).
+NO_PATH_PROGRAMS = frozenset(
+    {"echo", "printf", "true", "false", "test", "[", "sleep", "date", "pwd", "which", "type",
+     "command", "seq", "expr", "yes", "basename", "dirname", ":"}
+)  # fmt: skip
+
 # Interpreters stop reading their own options at the first operand (the script), and
 # these options end them too, taking the module or code as the first operand.
 INTERPRETERS = ("python", "node", "perl", "ruby", "php", "deno", "bun")
@@ -61,6 +72,8 @@ class Facts:
     """Some word before ``--`` is expanded by the shell and might be any option."""
     paths: tuple[Word, ...]
     """Canonical paths the action may touch; globs and unknown words keep their kind."""
+    target: str | None = None
+    """The target in canonical form for path targets (file, shell); None: as written."""
 
 
 EMPTY = Facts((), (), frozenset(), frozenset(), (), False, ())
@@ -68,16 +81,21 @@ EMPTY = Facts((), (), frozenset(), frozenset(), (), False, ())
 
 def facts_for(envelope: Envelope) -> Facts:
     if envelope.protocol == "file":
-        return Facts((), (), frozenset(), frozenset(), (), False, (Word(envelope.target),))
+        target = canonical_path(envelope.target)
+        return Facts((), (), frozenset(), frozenset(), (), False, (Word(target),), target)
     if envelope.protocol != "shell":
         return EMPTY
     params = envelope.parameters
+    cwd_known = params.get("cwd_known", True) is not False
+    cwd = envelope.target
+    if cwd_known and cwd.startswith(("/", "~")):
+        cwd = canonical_path(cwd)
     argv = _words(params)
     if not argv:
-        return EMPTY
-    cwd_known = params.get("cwd_known", True) is not False
+        return Facts((), (), frozenset(), frozenset(), (), False, (), cwd)
     program = posixpath.basename(argv[0].text) if argv[0].known else ""
     valued = VALUED_OPTIONS.get(program, frozenset())
+    text_options = TEXT_OPTIONS.get(program, frozenset())
     interpreter = program.startswith(INTERPRETERS)
     positionals: list[Word] = []
     flags: set[str] = set()
@@ -110,10 +128,25 @@ def facts_for(envelope: Envelope) -> Facts:
         name, eq, value = text.partition("=")
         flags.add(text)
         flags.add(name)
+        if text_options and not text.startswith("--"):
+            if len(text) > 2 and text[:2] in text_options:
+                flags.add(text[:2])  # -mMESSAGE
+                continue
+            if f"-{text[-1]}" in text_options:
+                flags.update(f"-{c}" for c in text[1:])  # -am MESSAGE
+                i += 1
+                continue
+        if name in text_options:
+            i += 0 if eq else 1  # --message MESSAGE: text, not an operand
+            continue
         if eq:
             values.append(Word(value))
         if text.startswith("--"):
             long_flags.append(name)
+        elif len(text) > 2 and text[:2] in valued:
+            flags.add(text[:2])  # -nprod is -n prod
+            values.append(Word(text[2:]))
+            continue
         else:
             flags.update(f"-{c}" for c in name[1:])  # -rf is -r -f
         if text in valued and i < len(argv):
@@ -121,8 +154,8 @@ def facts_for(envelope: Envelope) -> Facts:
             i += 1
         elif interpreter and text in _TERMINAL_OPTIONS:
             after_dashes = True
-    cwd = envelope.target
-    candidates = [*positionals, *values, *(_redirect_words(params))]
+    operands = [] if program in NO_PATH_PROGRAMS else [*positionals, *values]
+    candidates = [*operands, *_redirect_words(params)]
     paths = tuple(
         path for word in candidates for path in _path_forms(word, cwd, cwd_known=cwd_known)
     )
@@ -134,9 +167,11 @@ def facts_for(envelope: Envelope) -> Facts:
         tuple(long_flags),
         options_unknown,
         paths,
+        cwd,
     )
 
 
+_SPECIAL_PATH = re.compile(r"[@=~]|\.\.")
 _NEEDS_FOLDING = re.compile(r"(?:^|/)\.{1,2}(?:/|$)|//|/$|^~")
 
 
@@ -148,8 +183,12 @@ def canonical_path(path: str, cwd: str | None = None) -> str:
     Symbolic links are not resolved: that needs the file system.
     """
     if path.startswith("~") and (len(path) == 1 or path[1] == "/"):
-        folded = posixpath.normpath("/" + path[1:].lstrip("/"))
-        return HOME if folded == "/" else HOME + folded
+        # Folded relative to home; ".." that leaves home stays ("~/../etc"): where that
+        # leads depends on the home directory, which a policy cannot know.
+        folded = posixpath.normpath(path[1:].lstrip("/") or ".")
+        return HOME if folded == "." else f"{HOME}/{folded}"
+    if path.startswith("~root") and (len(path) == 5 or path[5] == "/"):
+        return canonical_path("/root" + path[5:])
     if cwd and not path.startswith("/"):
         if (
             cwd.startswith("/")
@@ -167,20 +206,26 @@ def canonical_path(path: str, cwd: str | None = None) -> str:
 def lookup(parameters: Mapping[str, Any], dotted: str) -> list[Any]:
     """The values at ``a.b.c`` in nested parameters (none if absent).
 
-    The last segment may be a name glob (``env.GIT_*``): every matching key counts.
+    A segment reached through a list is looked up in every mapping of the list
+    (``redirects.op`` is the ``op`` of every redirection), and the last segment may be a
+    name glob (``env.GIT_*``): every matching key counts.
     """
-    *path, last = dotted.split(".")
-    value: Any = parameters
-    for part in path:
-        if not isinstance(value, Mapping) or part not in value:
-            return []
-        value = value[part]
-    if not isinstance(value, Mapping):
-        return []
-    if not is_glob(last):
-        return [value[last]] if last in value else []
-    glob = compile_glob(last, "name")
-    return [v for k, v in value.items() if isinstance(k, str) and glob.match(k)]
+    parts = dotted.split(".")
+    values: list[Any] = [parameters]
+    for position, part in enumerate(parts):
+        glob = compile_glob(part, "name") if position == len(parts) - 1 and is_glob(part) else None
+        found: list[Any] = []
+        for value in values:
+            for item in value if isinstance(value, list) and position else [value]:
+                if not isinstance(item, Mapping):
+                    continue
+                if glob is None:
+                    if part in item:
+                        found.append(item[part])
+                else:
+                    found.extend(v for k, v in item.items() if isinstance(k, str) and glob.match(k))
+        values = found
+    return values
 
 
 def _words(params: Mapping[str, Any]) -> list[Word]:
@@ -219,7 +264,7 @@ def _redirect_words(params: Mapping[str, Any]) -> list[Word]:
 def _path_forms(word: Word, cwd: str, *, cwd_known: bool) -> list[Word]:
     """The paths a word may name: itself, after ``@`` (curl) or ``=`` (dd if=...)."""
     text = word.text
-    if word.kind == "literal" and cwd_known and "@" not in text and "=" not in text:
+    if word.kind == "literal" and cwd_known and not _SPECIAL_PATH.search(text):
         return [Word(canonical_path(text, cwd or None))]  # the common case, quickly
     forms = [text]
     if text.startswith("@") and len(text) > 1:
@@ -228,10 +273,23 @@ def _path_forms(word: Word, cwd: str, *, cwd_known: bool) -> list[Word]:
         forms.append(text.split("=", 1)[1])
     out: list[Word] = []
     for text in forms:
+        if (
+            text.startswith("~")
+            and not text.startswith(("~/", "~root/"))
+            and text
+            not in (
+                "~",
+                "~root",
+            )
+        ):
+            out.append(Word(text, "unknown"))  # another user's home: where is it?
+            continue
         if (not word.known and word.kind == "unknown") or (
             not cwd_known and not text.startswith(("/", "~"))
         ):
             out.append(Word(text, "unknown"))
         else:
-            out.append(Word(canonical_path(text, cwd or None), word.kind))
+            path = canonical_path(text, cwd or None)
+            escapes_home = path.startswith(f"{HOME}/..")
+            out.append(Word(path, "unknown" if escapes_home else word.kind))
     return out

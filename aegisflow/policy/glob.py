@@ -72,7 +72,8 @@ class Glob:
             prefix = other.pattern[:first_wild]
             if self.dialect == "name" or self.pattern.endswith("**"):
                 return prefix.startswith(head)
-            return prefix.startswith(head) and "/" not in other.pattern[len(head) :]
+            rest = other.pattern[len(head) :]
+            return prefix.startswith(head) and "/" not in rest and "**" not in rest
         return False
 
 
@@ -138,7 +139,10 @@ def _compile(pattern: str, dialect: Dialect) -> Glob:
             if pattern.startswith("**", i):
                 star = _globstar(pattern, i, dialect)
                 if star == "(?:/.*)?":
-                    out.pop()  # "dir/**" also matches "dir": the "/" becomes optional
+                    if out and out[-1] == "/":
+                        out.pop()  # "dir/**" also matches "dir": the "/" becomes optional
+                    else:
+                        star = ".*"  # "a/**/**": the "/" was taken by the "**/" before
                 out.append(star)
                 i += 2
                 if dialect == "path" and i < n and pattern[i] == "/":
@@ -148,7 +152,7 @@ def _compile(pattern: str, dialect: Dialect) -> Glob:
         elif c == "?":
             out.append("[^/]" if dialect == "path" else ".")
         elif c == "[":
-            end, cls = _parse_class(pattern, i)
+            end, cls = _parse_class(pattern, i, dialect)
             out.append(cls)
             i = end
         else:
@@ -176,7 +180,7 @@ def _globstar(pattern: str, i: int, dialect: Dialect) -> str:
     return "(?:/.*)?"  # "dir/**"
 
 
-def _parse_class(pattern: str, start: int) -> tuple[int, str]:
+def _parse_class(pattern: str, start: int, dialect: Dialect = "name") -> tuple[int, str]:
     """Translate the ``[...]`` at ``start``; return (index of ``]``, regex)."""
     i = start + 1
     negate = i < len(pattern) and pattern[i] in "!^"
@@ -193,8 +197,10 @@ def _parse_class(pattern: str, start: int) -> tuple[int, str]:
     if not body:
         raise GlobError(f"glob {pattern!r}: empty character class at position {start}")
     members = "".join("\\" + ch if ch in "\\^][" else ch for ch in body)
-    # A class never matches "/": in paths it would cross a segment; in names it is harmless.
-    return i, ("[^/" if negate else "[") + members + "]"
+    if negate:
+        # In a path a class never matches "/": it would cross a segment.
+        return i, ("[^/" if dialect == "path" else "[^") + members + "]"
+    return i, ("(?!/)[" if dialect == "path" else "[") + members + "]"
 
 
 # -- shell globs -----------------------------------------------------------------------
@@ -213,49 +219,57 @@ def may_overlap(shell_glob: str, pattern: Glob) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _overlap(shell_glob: str, pattern: str, dialect: Dialect) -> bool:
     a = _shell_tokens(shell_glob)
+    wild = _wildcard_segments(a)
     b = _policy_tokens(pattern, dialect)
-    # A search over (position in a, position in b, whether a's current star has
-    # consumed a character, whether b's current star has): bash's star at the start
-    # of a segment cannot produce a leading ".", and "**/" is either empty or ends in "/".
+    # A search over (position in a, position in b, whether b's current star has consumed
+    # a character, whether a's current segment is still empty). Bash never lets a
+    # wildcard produce a segment's leading ".", even through an empty "*" ("*.env" does
+    # not match ".env"); "**/" is either empty or ends in "/".
     seen: set[tuple[int, int, bool, bool]] = set()
-    stack = [(0, 0, False, False)]
+    stack = [(0, 0, False, True)]
     while stack:
         state = stack.pop()
         if state in seen:
             continue
         seen.add(state)
-        i, j, ate_a, ate_b = state
+        i, j, ate_b, fresh = state
         if i == len(a) and j == len(b):
             return True
         ta = a[i] if i < len(a) else None
         tb = b[j] if j < len(b) else None
         b_star = tb is not None and tb[0] in ("star", "globstar")
         if ta is not None and ta[0] == "star":
-            stack.append((i + 1, j, False, ate_b))
+            stack.append((i + 1, j, ate_b, fresh))
         if b_star:
-            stack.append((i, j + 1, ate_a, False))
+            stack.append((i, j + 1, False, fresh))
             if tb == ("globstar", "dir") and not ate_b:
-                stack.append((i, j + 2, ate_a, False))
+                stack.append((i, j + 2, False, fresh))
         if ta is None or tb is None:
             continue
+        leading_dot_banned = fresh and wild[i]
         if ta[0] == "star":
             if b_star:
-                stack.append((i, j, True, True))
-            elif _shell_produces(ta, ate_a, tb):
-                stack.append((i, j + 1, True, False))
+                stack.append((i, j, True, False))  # both take one plain character
+            elif tb[0] != "lit":
+                stack.append((i, j + 1, False, False))  # "?" or a class offers a plain one
+            elif tb[1] != "/" and not (leading_dot_banned and tb[1] == "."):
+                stack.append((i, j + 1, False, False))
         elif b_star:
-            if tb[0] == "globstar" or ta != ("lit", "/"):
-                stack.append((i + 1, j, False, True))
-        elif _chars_meet(ta, tb):
-            stack.append((i + 1, j + 1, False, False))
+            if ta[0] != "lit":
+                stack.append((i + 1, j, True, False))
+            elif (ta[1] != "/" or tb[0] == "globstar") and not (
+                leading_dot_banned and ta[1] == "."
+            ):
+                stack.append((i + 1, j, True, ta[1] == "/"))
+        else:
+            char = _meet(ta, tb, dialect)
+            if char is not None and not (leading_dot_banned and char == "."):
+                stack.append((i + 1, j + 1, False, char == "/"))
     return False
 
 
 Token = tuple[str, str]
-"""("lit", c) | ("any", flag) | ("class", members) | ("star", flag) | ("globstar", "").
-
-A shell token's flag is "S" when it starts a path segment (where bash never matches a
-leading ".")."""
+"""("lit", c) | ("any", "") | ("class", members) | ("star", "") | ("globstar", kind)."""
 
 
 def _shell_tokens(glob: str) -> list[Token]:
@@ -263,19 +277,47 @@ def _shell_tokens(glob: str) -> list[Token]:
     i = 0
     while i < len(glob):
         c = glob[i]
-        at_start = "S" if i == 0 or glob[i - 1] == "/" else ""
         if c == "*":
             if not out or out[-1][0] != "star":
-                out.append(("star", at_start))
+                out.append(("star", ""))
         elif c == "?":
-            out.append(("any", at_start))
+            out.append(("any", ""))
         elif c == "[" and "]" in glob[i + 2 :]:
-            out.append(("any", at_start))
+            out.append(("any", ""))
             i = glob.index("]", i + 2)
         else:
             out.append(("lit", c))
         i += 1
     return out
+
+
+def _wildcard_segments(tokens: list[Token]) -> list[bool]:
+    """For each token: does its path segment start with a wildcard?"""
+    out: list[bool] = []
+    starts_wild = False
+    segment_start = True
+    for token in tokens:
+        if segment_start:
+            starts_wild = token[0] != "lit"
+        out.append(starts_wild)
+        segment_start = token == ("lit", "/")
+    return out
+
+
+def _meet(ta: Token, tb: Token, dialect: Dialect) -> str | None:
+    """A character both single-character tokens can be, or None ("x" stands for any)."""
+    if ta[0] == "lit":
+        char = ta[1]
+        if tb[0] == "lit":
+            return char if char == tb[1] else None
+        if char == "/" and dialect == "path":
+            return None  # policy "?" and classes never match "/" in paths
+        if tb[0] == "class":
+            return char if compile_glob("[" + tb[1] + "]", "name").match(char) else None
+        return char
+    if tb[0] == "lit":
+        return tb[1] if tb[1] != "/" else None  # a shell "?" never produces "/"
+    return "x"
 
 
 def _policy_tokens(pattern: str, dialect: Dialect) -> list[Token]:
@@ -293,7 +335,7 @@ def _policy_tokens(pattern: str, dialect: Dialect) -> list[Token]:
             if pattern.startswith("**/", i):
                 out.append(("globstar", "dir"))  # "**/": empty, or anything ending in "/"
             else:
-                if out == [("lit", "/")] or (out and out[-1] == ("lit", "/")):
+                if out and out[-1] == ("lit", "/"):
                     out.pop()  # "dir/**" matches "dir" too (and, widened, "dir…")
                 out.append(("globstar", ""))
             i += 2
@@ -308,22 +350,3 @@ def _policy_tokens(pattern: str, dialect: Dialect) -> list[Token]:
             out.append(("lit", c))
         i += 1
     return out
-
-
-def _shell_produces(star: Token, ate: bool, token: Token) -> bool:
-    """Whether a shell star can produce the one character ``token`` stands for."""
-    if token[0] != "lit":
-        return True  # some character of "?" or a class is neither "/" nor "."
-    if token[1] == "/":
-        return False
-    return not (token[1] == "." and star[1] == "S" and not ate)
-
-
-def _chars_meet(ta: Token, tb: Token) -> bool:
-    if ta[0] == "lit" and tb[0] == "lit":
-        return ta[1] == tb[1]
-    if ta[0] == "lit" and tb[0] == "class":
-        return compile_glob("[" + tb[1] + "]", "name").match(ta[1])
-    if ta[0] == "any" and tb[0] == "lit":
-        return tb[1] != "/" and not (tb[1] == "." and ta[1] == "S")
-    return True

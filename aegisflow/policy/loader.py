@@ -21,7 +21,7 @@ import yaml
 from aegisflow.canonical import sha256_hex
 from aegisflow.envelope import CAPABILITIES, PROTOCOLS
 from aegisflow.errors import PolicyError
-from aegisflow.policy.engine import Policy
+from aegisflow.policy.engine import DEFAULT_RULE, Policy
 from aegisflow.policy.glob import Dialect, Glob, GlobError, GlobSet, compile_glob, glob_set
 from aegisflow.policy.model import (
     DECISIONS,
@@ -32,6 +32,7 @@ from aegisflow.policy.model import (
     Rule,
     subcommands,
 )
+from aegisflow.policy.shell import is_glob
 
 MAX_POLICY_BYTES = 1 << 20
 MAX_RULES = 10_000
@@ -67,7 +68,7 @@ _RULE_KEYS = {
 }
 _WHEN_KEYS = {"subcommand", "flags", "global_flags", "args", "paths", "parameters"}
 _CREDENTIAL_KEYS = {"type", "permissions", "ttl"}
-_RESERVED_NAMES = ("approved:", "builtin:", "default")
+_RESERVED_PREFIXES = ("approved:", "builtin:")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/*+-]{0,127}")
 _POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _APPROVER = re.compile(r"(role|principal):[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
@@ -92,13 +93,18 @@ def load_policy(text: str | bytes, *, source: str = "<policy>", name: str | None
     Raises:
         PolicyLoadError: On anything invalid, with ``source:line``.
     """
-    raw = text.encode() if isinstance(text, str) else text
+    try:
+        raw = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError:
+        raise PolicyLoadError(f"{source}: policy text is not valid Unicode") from None
     if len(raw) > MAX_POLICY_BYTES:
         raise PolicyLoadError(f"{source}: policy is {len(raw)} bytes; the limit is 1 MiB")
     try:
         document = yaml.load(raw.decode("utf-8"), Loader=_Loader)  # noqa: S506 - safe subclass
     except UnicodeDecodeError:
         raise PolicyLoadError(f"{source}: policy is not UTF-8 text") from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of 5000 digits
+        raise PolicyLoadError(f"{source}: cannot read the policy: {_first_line(e)}") from None
     except _DuplicateKey as e:
         raise PolicyLoadError(f"{source}:{e.line}: duplicate key {e.key!r}") from None
     except yaml.YAMLError as e:
@@ -106,7 +112,16 @@ def load_policy(text: str | bytes, *, source: str = "<policy>", name: str | None
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise PolicyLoadError(f"{where}: not valid YAML: {problem}") from None
-    return _Builder(source).build(document, raw, name)
+    try:
+        return _Builder(source).build(document, raw, name)
+    except (TypeError, ValueError, RecursionError) as e:
+        # A safety net: every shape the builder does not expect is a policy error.
+        raise PolicyLoadError(f"{source}: malformed policy: {_first_line(e)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 # -- YAML with line numbers -------------------------------------------------------------
@@ -131,10 +146,12 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
-    loader.flatten_mapping(node)
+    own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+    loader.flatten_mapping(node)  # merged keys first, then the mapping's own
     out = _Located()
     out.line = node.start_mark.line + 1
     out.key_lines = {}
+    written_by_self: set[str] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
@@ -142,14 +159,29 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
             raise yaml.constructor.ConstructorError(
                 None, None, f"keys must be strings, got {key!r}", key_node.start_mark
             )
-        if key in out:
+        if key in written_by_self:
             raise _DuplicateKey(key, line)
+        if id(key_node) in own:
+            written_by_self.add(key)  # a key of its own overrides a merged one (<<: *base)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = line
     return out
 
 
+class _LocatedList(list[Any]):
+    """A sequence that remembers the line of each item."""
+
+    lines: list[int]
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LocatedList:
+    out = _LocatedList(loader.construct_object(child, deep=True) for child in node.value)
+    out.lines = [child.start_mark.line + 1 for child in node.value]
+    return out
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 # -- building -----------------------------------------------------------------------------
@@ -202,7 +234,8 @@ class _Builder:
         names: dict[str, int] = {}
         earlier = _CoverIndex()
         for index, node in enumerate(rules_node):
-            rule = self.rule(index, node)
+            line = rules_node.lines[index] if isinstance(rules_node, _LocatedList) else 0
+            rule = self.rule(index, node, line)
             if rule.name in names:
                 raise self.fail(
                     rule.line,
@@ -227,9 +260,9 @@ class _Builder:
 
     # -- one rule --
 
-    def rule(self, index: int, node: object) -> Rule:
+    def rule(self, index: int, node: object, item_line: int) -> Rule:
         if not isinstance(node, _Located):
-            raise self.fail(0, f"rule #{index + 1} must be a mapping")
+            raise self.fail(item_line, f"rule #{index + 1} must be a mapping, got {node!r:.40}")
         line = node.line
         given = node.get("id")
         label = given if isinstance(given, str) else f"#{index + 1}"
@@ -272,9 +305,7 @@ class _Builder:
             approvers=approvers,
             credential=credential,
             approval_expiry=expiry,
-            needs_parameter=when.parameters[0].key.split(".")[0]
-            if when and when.parameters
-            else None,
+            needs_parameter=_needed_parameter(when),
         )
 
     def rule_name(self, node: _Located, label: str, line: int) -> str:
@@ -286,9 +317,10 @@ class _Builder:
                     "id must be 1-128 letters, digits and . _ : / * + - (no spaces)",
                     label,
                 )
-            if rule_id.startswith(_RESERVED_NAMES):
+            if rule_id.startswith(_RESERVED_PREFIXES) or rule_id == DEFAULT_RULE:
                 raise self.fail(
-                    _line(node, "id"), f"ids starting with {rule_id.split(':')[0]!r} are reserved"
+                    _line(node, "id"),
+                    f"id {rule_id!r} is reserved (default, approved:..., builtin:...)",
                 )
             return rule_id
         protocol, tool = node.get("protocol", "*"), node.get("tool", "*")
@@ -352,6 +384,10 @@ class _Builder:
                     continue
                 items = self.strings(when, key, rule)
                 if key == "subcommand":
+                    if any(not item.split() for item in items):
+                        raise self.fail(
+                            _line(when, key), "subcommand alternatives must not be blank", rule
+                        )
                     alternatives = tuple(
                         tuple(compile_glob(part, "name") for part in item.split()) for item in items
                     )
@@ -364,6 +400,12 @@ class _Builder:
                         )
                     built[key] = tuple(items)
                 else:
+                    if key == "args" and any(i.startswith("-") and i != "-" for i in items):
+                        raise self.fail(
+                            _line(when, key),
+                            "args never see options (words starting with '-'); use flags",
+                            rule,
+                        )
                     dialect: Dialect = "path" if key == "paths" else "name"
                     built[key] = glob_set(tuple(compile_glob(item, dialect) for item in items))
             if "parameters" in when:
@@ -379,6 +421,15 @@ class _Builder:
             raise self.fail(line, "when.parameters must be a non-empty mapping", rule)
         tests = []
         for key, value in params.items():
+            segments = key.split(".")
+            if not all(segments) or any(is_glob(seg) for seg in segments[:-1]):
+                raise self.fail(
+                    params.key_lines[key],
+                    f"parameter {key!r}: dotted names; only the last part may be a glob",
+                    rule,
+                )
+            if is_glob(segments[-1]):
+                compile_glob(segments[-1], "name")
             items = value if isinstance(value, list) else [value]
             if not items:
                 raise self.fail(params.key_lines[key], f"parameter {key!r} lists no values", rule)
@@ -419,7 +470,7 @@ class _Builder:
             raise self.fail(line, "credential must be a mapping with type and permissions", rule)
         self.keys(spec, _CREDENTIAL_KEYS, f"rule {rule} credential")
         kind = spec.get("type")
-        if kind not in CREDENTIAL_TYPES:
+        if not isinstance(kind, str) or kind not in CREDENTIAL_TYPES:
             raise self.fail(
                 line,
                 f"credential type {kind!r} is not one of {', '.join(CREDENTIAL_TYPES)}",
@@ -520,6 +571,19 @@ _DEFAULT_REASONS: dict[str, str] = {
 }
 
 
+def _needed_parameter(when: Conditions | None) -> str | None:
+    """A top-level parameter the conditions require, for the engine's shortcut."""
+    if when is None:
+        return None
+    for test in when.parameters:
+        first = test.key.split(".")[0]
+        if "." in test.key and not is_glob(first):
+            return first
+        if "." not in test.key and not is_glob(test.key):
+            return test.key
+    return None
+
+
 def _line(node: _Located, key: str) -> int:
     return node.key_lines.get(key, node.line)
 
@@ -573,6 +637,10 @@ def _covers(a: Rule, b: Rule) -> bool:
         return False
     if not a.restricts and b.restricts:
         return False  # b takes "maybe" matches that a, an allow rule, leaves alone
+    same_subcommand = a.when.source.get("subcommand") == b.when.source.get("subcommand")
+    if "args" in a.when.source and not same_subcommand:
+        # args are read after the subcommand words, so the two see different words.
+        return False
     return _conditions_cover(a.when.source, b.when.source)
 
 

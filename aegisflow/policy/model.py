@@ -187,7 +187,7 @@ def _flags(wanted: tuple[str, ...], present: frozenset[str], facts: Facts) -> tu
     for flag in wanted:
         if flag in present:
             return True, f"flag {flag}"
-        if flag.startswith("--"):
+        if flag.startswith("--") and "=" not in flag:
             for written in facts.long_flags:
                 # getopt_long and git accept any unambiguous prefix: --forc is --force.
                 if len(written) >= 4 and flag.startswith(written) and written in present:
@@ -289,8 +289,9 @@ class Rule:
 
     def check_rest(self, envelope: Envelope, facts: Facts) -> tuple[bool, str]:
         """:meth:`check` after protocol and tool are known to match (the engine's index)."""
-        if self.target.globs and not self.target.match(envelope.target):
-            return False, f"target {envelope.target!r} is not {self.target.shown}"
+        target = envelope.target if facts.target is None else facts.target
+        if self.target.globs and not self.target.match(target):
+            return False, f"target {target!r} is not {self.target.shown}"
         if self.capability.globs and not self.capability.match(envelope.capability):
             return False, f"capability {envelope.capability!r} is not {self.capability.shown}"
         if self.when is None:

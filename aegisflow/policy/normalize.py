@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aegisflow.envelope import (
@@ -24,7 +25,14 @@ from aegisflow.envelope import (
     new_envelope_id,
 )
 from aegisflow.policy.facts import HOME, canonical_path
-from aegisflow.policy.shell import SimpleCommand, Word, parse_command_line, words
+from aegisflow.policy.shell import (
+    ParsedLine,
+    SimpleCommand,
+    Word,
+    expand_argv,
+    parse_command_line,
+    words,
+)
 
 DELETE_PROGRAMS = frozenset({"rm", "rmdir", "unlink", "shred", "srm", "wipe"})
 READ_PROGRAMS = words(
@@ -57,12 +65,18 @@ def action_envelopes(
     Raises:
         InvalidAction: On a malformed action.
     """
+    if isinstance(data, Mapping) and data.get("protocol") == "file":
+        envelope = envelope_from_action(data, actor=actor, new_id=new_id)
+        return (replace(envelope, target=canonical_path(envelope.target, cwd or None)),)
     if isinstance(data, Mapping) and data.get("protocol") == "shell":
         params = data.get("parameters") or {}
         if isinstance(params, Mapping) and "command" in params:
             return _shell_action(data, params, actor=actor, cwd=cwd, new_id=new_id)
         envelope = envelope_from_action(data, actor=actor, new_id=new_id)
-        _check_argv_tool(envelope)
+        if envelope.target.startswith(("/", "~")):
+            envelope = replace(envelope, target=canonical_path(envelope.target))
+        if "argv" in envelope.parameters:
+            return _argv_action(envelope, new_id=new_id)
         return (envelope,)
     return (envelope_from_action(data, actor=actor, new_id=new_id),)
 
@@ -100,15 +114,27 @@ def _shell_action(
     )
 
 
-def _check_argv_tool(envelope: Envelope) -> None:
-    argv = envelope.parameters.get("argv")
-    if argv is None:
-        return
+def _argv_action(envelope: Envelope, *, new_id: IdFactory) -> tuple[Envelope, ...]:
+    """A shell action given as exec-style argv: checked like the command line it equals."""
+    argv = envelope.parameters["argv"]
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise InvalidAction("parameters.argv must be a non-empty list of strings")
+    extra = set(envelope.parameters) - {"argv"}
+    if extra:
+        raise InvalidAction(f"unexpected parameters with argv: {', '.join(sorted(extra))}")
     expected = _tool_for(Word(posixpath.basename(argv[0])))
     if envelope.tool != expected:
         raise InvalidAction(f"tool {envelope.tool!r} does not match argv, which runs {expected!r}")
+    return _envelopes(
+        expand_argv(argv),
+        command_line=shlex.join(argv),
+        actor=envelope.actor,
+        cwd=envelope.target,
+        justification=envelope.justification,
+        task=envelope.task,
+        approval_ref=envelope.approval_ref,
+        new_id=new_id,
+    )
 
 
 def shell_envelopes(
@@ -127,8 +153,29 @@ def shell_envelopes(
     later commands (to "unknown" when ``DIR`` is computed). A line that cannot be
     parsed becomes one ``shell.unparseable`` envelope that the engine never allows.
     """
-    parsed = parse_command_line(command_line)
+    return _envelopes(
+        parse_command_line(command_line),
+        command_line=command_line,
+        actor=actor,
+        cwd=cwd,
+        justification=justification,
+        task=task,
+        approval_ref=approval_ref,
+        new_id=new_id,
+    )
 
+
+def _envelopes(
+    parsed: ParsedLine,
+    *,
+    command_line: str,
+    actor: Actor,
+    cwd: str,
+    justification: str,
+    task: str,
+    approval_ref: str | None,
+    new_id: IdFactory,
+) -> tuple[Envelope, ...]:
     def make(tool: str, target: str, capability: str, params: dict[str, Any]) -> Envelope:
         return Envelope(
             envelope_id=new_id(),
@@ -146,8 +193,10 @@ def shell_envelopes(
     if parsed.error is not None:
         return (make(UNPARSEABLE_TOOL, cwd, "execute", {"parse_error": parsed.error}),)
     out: list[Envelope] = []
-    where = Word(canonical_path(cwd) if cwd else "")
+    start = Word(canonical_path(cwd) if cwd else "")
+    nested: dict[tuple[str, ...], Word] = {}  # a cd inside "bash -c" stays inside it
     for command in parsed.commands:
+        where = nested.get(command.via, start) if command.via else start
         params = _shell_parameters(command)
         if not where.known:
             params["cwd_known"] = False
@@ -159,9 +208,16 @@ def shell_envelopes(
         else:
             tool, capability = _tool_for(program), _capability_for(program)
         out.append(make(tool, where.text, capability, params))
-        if program is not None and program.text in ("cd", "pushd") and not command.via:
-            where = _cd(where, command)
+        if program is not None and program.text in _DIRECTORY_CHANGERS:
+            if command.via:
+                nested[command.via] = _UNKNOWN_DIRECTORY
+            else:
+                start = _cd(where, command)
     return tuple(out)
+
+
+_DIRECTORY_CHANGERS = frozenset({"cd", "pushd", "popd"})
+_UNKNOWN_DIRECTORY = Word("$PWD", "unknown")
 
 
 def _tool_for(program: Word) -> str:
@@ -195,17 +251,30 @@ def _shell_parameters(command: SimpleCommand) -> dict[str, Any]:
         params["env"] = {name: word.text for name, word in command.assignments}
     if command.via:
         params["via"] = list(command.via)
+    if command.variables:
+        params["variables"] = list(command.variables)
     if command.function:
         params["function"] = True
     return params
 
 
 def _cd(where: Word, command: SimpleCommand) -> Word:
-    args = [w for w in command.argv[1:] if not (w.known and w.text.startswith("-"))]
+    """The working directory after ``cd``/``pushd``/``popd``; unknown unless certain.
+
+    Certain means: it runs in the line's own shell before the commands after it (not in
+    a pipeline, subshell, background job, ``||`` branch or wrapper), and its target is
+    a literal directory. ``cd -`` and ``popd`` go back to a directory not tracked here.
+    """
+    if not command.sequential or command.argv[0].text == "popd":
+        return _UNKNOWN_DIRECTORY
+    args = [w for w in command.argv[1:] if w.text == "-" or not w.text.startswith("-")]
     if not args:
         return Word(HOME)
     target = args[0]
-    if not target.known or not where.known or target.text == "-":
+    if target.text == "-":
+        return Word("$OLDPWD", "unknown")
+    absolute = target.text.startswith(("/", "~"))
+    if not target.known or not (where.known or absolute):
         return Word(target.text, "unknown")
     return Word(canonical_path(target.text, where.text or None))
 
@@ -306,6 +375,8 @@ def mcp_envelope(
     """
     if not isinstance(params, Mapping) or not isinstance(params.get("name"), str):
         raise InvalidAction("tools/call params need a string 'name'")
+    if not params["name"]:
+        raise InvalidAction("tools/call names an empty tool")
     arguments = params.get("arguments") or {}
     if not isinstance(arguments, Mapping):
         raise InvalidAction("tools/call arguments must be an object")

@@ -66,6 +66,10 @@ class RawCommand:
     assignments: tuple[tuple[str, Word], ...] = ()
     redirects: tuple[Redirect, ...] = ()
     function: bool = False
+    sequential: bool = False
+    """Runs in the line's own shell, before the commands after it (see ``_sequential``)."""
+    variables: tuple[str, ...] = ()
+    """Names of the shell variables its words expand (``$GITHUB_TOKEN``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,11 @@ class SimpleCommand:
     redirects: tuple[Redirect, ...] = ()
     via: tuple[str, ...] = ()
     function: bool = False
+    sequential: bool = False
+    """Runs in the line's own shell, before the commands after it: a ``cd`` here moves
+    the working directory of later commands for certain."""
+    variables: tuple[str, ...] = ()
+    """Names of the shell variables its words expand."""
 
     @property
     def program(self) -> Word | None:
@@ -135,6 +144,21 @@ def parse_command_line(line: str, *, force_bashlex: bool = False) -> ParsedLine:
     return ParsedLine(commands, None, parser)
 
 
+def expand_argv(argv: Sequence[str]) -> ParsedLine:
+    """The commands an exec-style argv runs (no shell: every word is literal).
+
+    Wrappers are looked through exactly as on a command line, so ``["nohup", "rm", "x"]``
+    runs ``rm``; a ``sh -c`` script among them is parsed as shell.
+    """
+    if not argv or any(not isinstance(a, str) or "\x00" in a for a in argv):
+        return ParsedLine((), "argv must be non-empty strings without NUL bytes")
+    try:
+        commands = tuple(_expand_all([RawCommand(tuple(Word(a) for a in argv))], depth=0))
+    except ShellSyntaxError as e:
+        return ParsedLine((), str(e))
+    return ParsedLine(commands, None, "none")
+
+
 def _expand_all(raw: Sequence[RawCommand], *, depth: int) -> Iterator[SimpleCommand]:
     count = 0
     for command in raw:
@@ -149,44 +173,36 @@ def _expand_all(raw: Sequence[RawCommand], *, depth: int) -> Iterator[SimpleComm
 
 _PLAIN = re.compile(r"[A-Za-z0-9_\-./=:,+%@^~*?\[\]]")
 _REDIRECT = re.compile(r"(?:[0-9]?(?:>>|>\||>|<)|&>>|&>)")
-_DUP = re.compile(r"[0-9]?[<>]&(?:[0-9]+|-)")
+_DUP = re.compile(r"[0-9]?[<>]&(?:[0-9]+|-)(?=[ \t;|&]|$)")
 _RESERVED = words(
     "if then else elif fi case esac for select while until do done in function coproc { } ! [[ ]]"
 )
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
+_OPERATORS = ("&&", "||", ";", "|", "&")
 
 
 def _lex_simple(line: str) -> list[RawCommand] | None:
     """Split a line of the plain subset, or return None to defer to bashlex."""
-    commands: list[RawCommand] = []
+    found: list[tuple[list[Word], list[Redirect], str]] = []  # words, redirects, op before
     words: list[Word] = []
     redirects: list[Redirect] = []
     pending_redirect: str | None = None
+    before = ""
     i = 0
     n = len(line)
-
-    def finish() -> bool:
-        if pending_redirect is not None or not words:
-            return False
-        commands.append(RawCommand(tuple(words), (), tuple(redirects)))
-        words.clear()
-        redirects.clear()
-        return True
-
     while i < n:
         c = line[i]
         if c in " \t":
             i += 1
             continue
-        if c in ";|&":
-            op = line[i : i + 2] if line[i : i + 2] in ("&&", "||") else c
-            if line.startswith("&>", i):
-                pass  # a redirection, handled below
-            elif line.startswith(";;", i) or line.startswith("|&", i) or not finish():
+        if c in ";|&" and not line.startswith("&>", i):
+            op = next(o for o in _OPERATORS if line.startswith(o, i))
+            if pending_redirect is not None or not words or line.startswith((";;", "|&"), i):
                 return None
-            else:
-                i += len(op)
-                continue
+            found.append((words, redirects, before))
+            words, redirects, before = [], [], op
+            i += len(op)
+            continue
         dup = _DUP.match(line, i)
         if dup and (i == 0 or line[i - 1] in " \t"):
             if pending_redirect is not None:
@@ -195,14 +211,14 @@ def _lex_simple(line: str) -> list[RawCommand] | None:
             continue
         redirect = _REDIRECT.match(line, i)
         if redirect and (i == 0 or line[i - 1] in " \t" or not line[i].isdigit()):
-            if pending_redirect is not None or redirect.group() == "<<":
+            if pending_redirect is not None:
                 return None
             pending_redirect = redirect.group().lstrip("0123456789")
             i = redirect.end()
             continue
         word, kind, i = _lex_word(line, i)
-        if word is None:
-            return None
+        if word is None or (i < n and line[i] in "<>" and word.isdigit()):
+            return None  # not plain, or a file descriptor bashlex should read ("10>f")
         if pending_redirect is not None:
             redirects.append(Redirect(pending_redirect, Word(word, kind)))
             pending_redirect = None
@@ -210,24 +226,33 @@ def _lex_simple(line: str) -> list[RawCommand] | None:
         if not words and (word in _RESERVED or _ASSIGNMENT.match(word)):
             return None
         words.append(Word(word, kind))
-    if words:
-        finish()
-    elif pending_redirect is not None or line.rstrip().endswith(("&&", "||", "|")):
+    if pending_redirect is not None or (not words and before in ("&&", "||", "|")):
         return None
-    return commands or None
+    if words:
+        found.append((words, redirects, before))
+    if not found:
+        return None
+    ops = [entry[2] for entry in found] + [""]
+    return [
+        RawCommand(tuple(w), (), tuple(r), sequential=_sequential(ops[k], ops[k + 1]))
+        for k, (w, r, _) in enumerate(found)
+    ]
 
 
-_WORD_END = re.compile(r"[ \t;|&<>'\"]")
+def _sequential(before: str, after: str) -> bool:
+    """Whether a top-level command runs in the main shell before the ones after it.
 
-
-def _word_end(line: str, i: int) -> int:
-    match = _WORD_END.search(line, i)
-    return match.start() if match else len(line)
+    True when it is neither piped nor backgrounded nor the branch of an ``||``, and it
+    is not a conditional step followed by unconditional ones (``a && cd x; b``).
+    """
+    if before not in ("", ";", "&&") or after not in ("", ";", "&&"):
+        return False
+    return not (before == "&&" and after == ";")
 
 
 def _lex_word(line: str, i: int) -> tuple[str | None, WordKind, int]:
     out: list[str] = []
-    kind: WordKind = "literal"
+    unquoted: list[str] = []
     start = i
     n = len(line)
     while i < n:
@@ -237,38 +262,47 @@ def _lex_word(line: str, i: int) -> tuple[str | None, WordKind, int]:
         if c == "'":
             end = line.find("'", i + 1)
             if end < 0:
-                return None, kind, i
+                return None, "literal", i
             out.append(line[i + 1 : end])
             i = end + 1
         elif c == '"':
             end = line.find('"', i + 1)
             if end < 0:
-                return None, kind, i
+                return None, "literal", i
             inner = line[i + 1 : end]
             if any(ch in inner for ch in "$`\\!"):
-                return None, kind, i
+                return None, "literal", i
             out.append(inner)
             i = end + 1
         elif _PLAIN.match(c):
-            if c in "*?" or (c == "[" and "]" in line[i + 1 : _word_end(line, i)]):
-                kind = "glob"
             if c == "~" and i != start:
-                return None, kind, i  # only a leading tilde is left to bashlex's rules
+                return None, "literal", i  # only a leading tilde is left to bashlex's rules
             out.append(c)
+            unquoted.append(c)
             i += 1
         else:
-            return None, kind, i
+            return None, "literal", i
     if line[start] == "~" and not (line[start:i] == "~" or line.startswith("~/", start)):
-        return None, kind, i  # ~user and friends
+        return None, "literal", i  # ~user and friends
+    kind: WordKind = "glob" if is_glob("".join(unquoted)) else "literal"
     return "".join(out), kind, i
 
 
 # -- bashlex ----------------------------------------------------------------------------
 
 
+_QUOTED_HEREDOC = re.compile(r"<<(-?)([ \t]*)(['\"])([A-Za-z0-9_.-]+)\3")
+_ESCAPED_HEREDOC = re.compile(r"<<(-?)([ \t]*)\\([A-Za-z0-9_.-]+)")
+
+
 def _bashlex_commands(line: str) -> list[RawCommand]:
+    # bashlex cannot parse a quoted here-document delimiter (<<'EOF', the usual way agents
+    # write commit messages). Quotes become spaces, so positions stay the same; the
+    # original line still says which delimiters were quoted (whose bodies stay literal).
+    parsable = _QUOTED_HEREDOC.sub(r"<<\1\2 \4 ", line)
+    parsable = _ESCAPED_HEREDOC.sub(r"<<\1\2 \3", parsable)
     try:
-        trees = bashlex.parse(line)
+        trees = bashlex.parse(parsable)
     except (bashlex.errors.ParsingError, NotImplementedError) as e:
         raise ShellSyntaxError(f"cannot parse the command line: {_first_line(e)}") from None
     except Exception as e:  # noqa: BLE001 - bashlex raises assorted errors on odd input
@@ -278,7 +312,25 @@ def _bashlex_commands(line: str) -> list[RawCommand]:
     out: list[RawCommand] = []
     walker = _Walker(line, out)
     for tree in trees:
-        walker.walk(tree, 0)
+        if tree.kind == "command":
+            walker.command(tree, 0, sequential=True)
+        elif tree.kind == "list":
+            parts = list(tree.parts)
+            for k, part in enumerate(parts):
+                if part.kind != "command":
+                    if part.kind != "operator":
+                        walker.walk(part, 1)
+                    continue
+                before = parts[k - 1].op if k > 0 and parts[k - 1].kind == "operator" else ""
+                after_node = parts[k + 1] if k + 1 < len(parts) else None
+                after = (
+                    after_node.op
+                    if after_node is not None and after_node.kind == "operator"
+                    else ""
+                )
+                walker.command(part, 1, sequential=_sequential(before, after))
+        else:
+            walker.walk(tree, 0)
     return out
 
 
@@ -302,7 +354,7 @@ class _Walker:
             raise ShellSyntaxError("command line is nested too deeply")
         kind = node.kind
         if kind == "command":
-            self._command(node, depth)
+            self.command(node, depth)
         elif kind == "function":
             self.out.append(RawCommand((Word(node.name.word),), function=True))
             self.walk(node.body, depth + 1)
@@ -326,18 +378,23 @@ class _Walker:
             else:
                 self._substitutions(part, depth + 1)
 
-    def _command(self, node: Any, depth: int) -> None:
+    def command(self, node: Any, depth: int, *, sequential: bool = False) -> None:
         words: list[Word] = []
         assignments: list[tuple[str, Word]] = []
         redirects: list[Redirect] = []
+        variables: list[str] = []
         for part in node.parts:
             if part.kind in ("word", "assignment", "redirect"):
                 self.walk(part, depth + 1)  # nested substitutions run first
+                _collect_variables(part, variables)
             if part.kind == "word":
                 words.append(self._word(part))
             elif part.kind == "assignment":
-                name, _, _ = part.word.partition("=")
-                assignments.append((name.rstrip("+"), self._word(part)))
+                name, _, value = part.word.partition("=")
+                kind = self._word(part).kind
+                assignments.append((name.rstrip("+"), Word(value, kind)))
+            if part.kind == "redirect" and part.type in ("<<", "<<-"):
+                variables.extend(self._heredoc(part))
             elif part.kind == "redirect" and part.type not in ("<<", "<<-", "<<<", ">&", "<&"):
                 if not isinstance(part.output, int | str) and part.output is not None:
                     redirects.append(Redirect(part.type, self._word(part.output)))
@@ -348,25 +405,103 @@ class _Walker:
                 and part.output is not None
             ):
                 redirects.append(Redirect(">", self._word(part.output)))  # >&file
-        self.out.append(RawCommand(tuple(words), tuple(assignments), tuple(redirects)))
+        self.out.append(
+            RawCommand(
+                tuple(words),
+                tuple(assignments),
+                tuple(redirects),
+                sequential=sequential,
+                variables=tuple(dict.fromkeys(variables)),
+            )
+        )
+
+    def _heredoc(self, node: Any) -> list[str]:
+        """A here-document with an unquoted delimiter expands its body: refuse commands.
+
+        Returns:
+            The variables the body expands.
+        """
+        delimiter = node.output
+        start = getattr(delimiter, "pos", (0, 0))[0]
+        quoted = start > 0 and self.line[start - 1] in "'\"\\"
+        body = getattr(getattr(node, "heredoc", None), "value", "") or ""
+        if not quoted and ("$(" in body or "`" in body):
+            raise ShellSyntaxError(
+                "a here-document body runs commands ($(...) or backticks); quote its "
+                "delimiter (<<'EOF') or run them separately"
+            )
+        return [] if quoted else _VARIABLE.findall(body)
 
     def _word(self, node: Any) -> Word:
-        text: str = node.word
         raw = self.line[node.pos[0] : node.pos[1]]
         dynamic = [p for p in node.parts or () if p.kind != "tilde"]
-        if raw.startswith(("$HOME", "${HOME}", '"$HOME"', '"${HOME}"')) and len(dynamic) == 1:
-            head = "$HOME" if text.startswith("$HOME") else "${HOME}"
-            if text.startswith(head):
-                text = "~" + text[len(head) :]
-                dynamic = []
-        if dynamic or "$'" in raw or '$"' in raw:
-            return Word(text, "unknown")
+        home = _HOME_PREFIX.match(raw)
+        if home and len(dynamic) == 1 and getattr(dynamic[0], "value", None) == "HOME":
+            raw = home.group(1) + "~" + raw[home.end() :]  # $HOME/x reads as ~/x
+            dynamic = []
+        if dynamic or "$" in _unquoted(raw):
+            return Word(node.word, "unknown")
+        text = _dequote(raw)
         unquoted = _unquoted(raw)
         if re.search(r"\{[^}]*(,|\.\.)[^}]*\}", unquoted):
             return Word(text, "unknown")  # brace expansion: several words
         if is_glob(unquoted):
             return Word(text, "glob")
         return Word(text)
+
+
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _collect_variables(node: Any, out: list[str]) -> None:
+    """Names of the parameters a word expands (not those inside its substitutions)."""
+    for part in getattr(node, "parts", None) or ():
+        if part.kind == "parameter":
+            name = _NAME.match(str(getattr(part, "value", "")))
+            if name:
+                out.append(name.group())
+        elif part.kind not in _SUBSTITUTIONS:
+            _collect_variables(part, out)
+    output = getattr(node, "output", None)
+    if node.kind == "redirect" and output is not None and not isinstance(output, int | str):
+        _collect_variables(output, out)
+
+
+_HOME_PREFIX = re.compile(r'("?)\$(?:HOME|\{HOME\})(?=["/]|$)')
+
+
+def _dequote(raw: str) -> str:
+    """Bash quote removal for a word without expansions (bashlex's is unreliable)."""
+    out: list[str] = []
+    i = 0
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "\\":
+            if i + 1 < n and raw[i + 1] != "\n":
+                out.append(raw[i + 1])
+            i += 2
+        elif c == "'":
+            end = raw.find("'", i + 1)
+            end = n if end < 0 else end
+            out.append(raw[i + 1 : end])
+            i = end + 1
+        elif c == '"':
+            i += 1
+            while i < n and raw[i] != '"':
+                if raw[i] == "\\" and i + 1 < n and raw[i + 1] in '$`"\\\n':
+                    if raw[i + 1] != "\n":
+                        out.append(raw[i + 1])
+                    i += 2
+                else:
+                    out.append(raw[i])
+                    i += 1
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def is_glob(text: str) -> bool:
@@ -434,7 +569,7 @@ WRAPPERS: dict[str, _Wrapper] = {
         "-u --user -g --group -C --close-from -D --chdir -h --host -p --prompt "
         "-r --role -t --type -U --other-user -T --command-timeout",
         privileged=True,
-        query="-l --list -v --validate -k -K --reset-timestamp -e --edit",
+        query="-l --list -v --validate -K --remove-timestamp -e --edit",
     ),
     "doas": _w("-u -C", privileged=True),
     "pkexec": _w("--user", privileged=True),
@@ -455,9 +590,23 @@ _STDIN = Word("{stdin}", "unknown")
 def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[SimpleCommand]:
     if depth > MAX_DEPTH:
         raise ShellSyntaxError(f"wrappers are nested more than {MAX_DEPTH} deep")
+    argv, assignments = command.argv, command.assignments
+    while argv and argv[0].known and _ASSIGNMENT.match(argv[0].text) and not command.function:
+        # "sudo X=1 rm", "time X=1 rm": the assignment is not the program.
+        name, _, value = argv[0].text.partition("=")
+        assignments = (*assignments, (name.rstrip("+"), Word(value)))
+        argv = argv[1:]
     here = SimpleCommand(
-        command.argv, command.assignments, command.redirects, via, command.function
+        argv,
+        assignments,
+        command.redirects,
+        via,
+        command.function,
+        command.sequential,
+        command.variables,
     )
+    variables = command.variables
+    command = RawCommand(argv, assignments, command.redirects, command.function)
     if command.function or not command.argv or not command.argv[0].known:
         yield here
         return
@@ -482,8 +631,11 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
         inner, keep_self = _env(args)
     elif name == "xargs":
         start = _skip_options(args, _XARGS_VALUED)
-        argv = tuple(args[start:]) or (Word("echo"),)
-        inner = [RawCommand((*argv, _STDIN))]
+        marker = _xargs_replace(args[:start])
+        inner_argv = tuple(
+            Word(w.text, "unknown") if marker in w.text else w for w in args[start:]
+        ) or (Word("echo"),)
+        inner = [RawCommand((*inner_argv, _STDIN))]
         keep_self = False
     elif name in ("eval", "watch"):
         start = _skip_options(args, _WATCH_VALUED if name == "watch" else frozenset())
@@ -511,8 +663,22 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
             command.assignments + raw.assignments,
             raw.redirects or (command.redirects if not keep_self else ()),
             raw.function,
+            variables=tuple(dict.fromkeys(variables + raw.variables)),
         )
         yield from _expand(merged, (*via, label), depth + 1)
+
+
+def _xargs_replace(options: Sequence[Word]) -> str:
+    """The replace string of ``xargs -I R`` / ``-iR`` / ``--replace=R`` (default ``{}``)."""
+    for k, word in enumerate(options):
+        text = word.text
+        if text == "-I" and k + 1 < len(options):
+            return options[k + 1].text
+        if text.startswith("-I") and len(text) > 2:
+            return text[2:]
+        if text.startswith(("-i", "--replace=")) and len(text) > 2 and "=" not in text[:2]:
+            return text.split("=", 1)[1] if "=" in text else text[2:]
+    return "{}"
 
 
 def _has_flag(args: Sequence[Word], flags: frozenset[str]) -> bool:
@@ -556,7 +722,7 @@ def _env(args: Sequence[Word]) -> tuple[list[RawCommand], bool]:
             break
         if text in _ENV_VALUED:
             i += 2
-        elif text.startswith("-") and text not in ("-",):
+        elif text.startswith("-"):  # "-" alone is -i
             if text in ("-S", "--split-string") and i + 1 < len(args):
                 return _reparse(args[i + 1 :], "env -S"), False
             if text.startswith(("-S", "--split-string=")):
@@ -566,8 +732,8 @@ def _env(args: Sequence[Word]) -> tuple[list[RawCommand], bool]:
         else:
             break
     while i < len(args) and _ASSIGNMENT.match(args[i].text):
-        name, _, _ = args[i].text.partition("=")
-        assignments.append((name.rstrip("+"), args[i]))
+        name, _, value = args[i].text.partition("=")
+        assignments.append((name.rstrip("+"), Word(value, args[i].kind)))
         i += 1
     if i >= len(args):
         return [], True  # plain "env" prints the environment
