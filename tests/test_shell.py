@@ -229,7 +229,11 @@ REDIRECTS = [
     ),
     ("pipeline", "ls | grep x > out 2>&1", [[], [(">", "out", "literal")]]),
     ("wrapper-passes-on", "nohup rm x > log", [[(">", "log", "literal")]]),
-    ("privileged-wrapper-keeps", "sudo rm x > log", [[(">", "log", "literal")], []]),
+    (
+        "privileged-wrapper-and-its-command",
+        "sudo rm x > log",
+        [[(">", "log", "literal")], [(">", "log", "literal")]],
+    ),
 ]
 
 

@@ -125,35 +125,43 @@ def facts_for(envelope: Envelope) -> Facts:
             positionals.append(word)
             after_dashes = interpreter  # the rest belongs to the script
             continue
-        name, eq, value = text.partition("=")
         flags.add(text)
-        flags.add(name)
-        if text_options and not text.startswith("--"):
-            if len(text) > 2 and text[:2] in text_options:
-                flags.add(text[:2])  # -mMESSAGE
-                continue
-            if f"-{text[-1]}" in text_options:
-                flags.update(f"-{c}" for c in text[1:])  # -am MESSAGE
-                i += 1
-                continue
-        if name in text_options:
-            i += 0 if eq else 1  # --message MESSAGE: text, not an operand
-            continue
-        if eq:
-            values.append(Word(value))
         if text.startswith("--"):
+            name, eq, value = text.partition("=")
+            flags.add(name)
             long_flags.append(name)
-        elif len(text) > 2 and text[:2] in valued:
-            flags.add(text[:2])  # -nprod is -n prod
-            values.append(Word(text[2:]))
+            if name in text_options:
+                i += 0 if eq else 1  # --message MESSAGE: text, neither argument nor path
+            elif eq:
+                values.append(Word(value))
+            elif name in valued and i < len(argv):
+                values.append(argv[i])
+                i += 1
+            elif interpreter and name in _TERMINAL_OPTIONS:
+                after_dashes = True
             continue
-        else:
-            flags.update(f"-{c}" for c in name[1:])  # -rf is -r -f
-        if text in valued and i < len(argv):
-            values.append(argv[i])
-            i += 1
-        elif interpreter and text in _TERMINAL_OPTIONS:
-            after_dashes = True
+        # A cluster of short options, read as getopt does: "-rf" is -r -f; the first
+        # option that takes a value takes the rest of the word ("-nprod", "-wnprod",
+        # "-o=yaml") or, when nothing is left, the next word ("-am MESSAGE").
+        for k, letter in enumerate(text[1:], start=2):
+            option = "-" + letter
+            flags.add(option)
+            terminal = interpreter and option in _TERMINAL_OPTIONS
+            if option not in valued and option not in text_options and not terminal:
+                continue
+            rest = text[k:].removeprefix("=")
+            if terminal:
+                if rest:
+                    positionals.append(Word(rest))  # python -mpytest
+                after_dashes = True
+            elif rest:
+                if option in valued:
+                    values.append(Word(rest))
+            elif i < len(argv):
+                if option in valued:
+                    values.append(argv[i])
+                i += 1
+            break
     operands = [] if program in NO_PATH_PROGRAMS else [*positionals, *values]
     candidates = [*operands, *_redirect_words(params)]
     paths = tuple(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
 
 import bashlex
@@ -366,10 +366,17 @@ class _Walker:
         elif kind in _SUBSTITUTIONS:
             self.walk(node.command, depth + 1)
         else:
+            first = len(self.out)
             for child in getattr(node, "parts", None) or getattr(node, "list", None) or ():
                 self.walk(child, depth + 1)
+            redirects = []
             for child in getattr(node, "redirects", None) or ():
                 self.walk(child, depth + 1)
+                redirects.extend(self._redirect(child))
+            if redirects:  # "{ cat; } < .env": the group's redirections apply to each command
+                for k in range(first, len(self.out)):
+                    found = self.out[k]
+                    self.out[k] = replace(found, redirects=found.redirects + tuple(redirects))
 
     def _substitutions(self, node: Any, depth: int) -> None:
         for part in getattr(node, "parts", None) or ():
@@ -395,16 +402,8 @@ class _Walker:
                 assignments.append((name.rstrip("+"), Word(value, kind)))
             if part.kind == "redirect" and part.type in ("<<", "<<-"):
                 variables.extend(self._heredoc(part))
-            elif part.kind == "redirect" and part.type not in ("<<", "<<-", "<<<", ">&", "<&"):
-                if not isinstance(part.output, int | str) and part.output is not None:
-                    redirects.append(Redirect(part.type, self._word(part.output)))
-            elif (
-                part.kind == "redirect"
-                and part.type in (">&", "<&")
-                and not isinstance(part.output, int | str)
-                and part.output is not None
-            ):
-                redirects.append(Redirect(">", self._word(part.output)))  # >&file
+            elif part.kind == "redirect":
+                redirects.extend(self._redirect(part))
         self.out.append(
             RawCommand(
                 tuple(words),
@@ -414,6 +413,18 @@ class _Walker:
                 variables=tuple(dict.fromkeys(variables)),
             )
         )
+
+    def _redirect(self, node: Any) -> list[Redirect]:
+        """The file a redirection opens, if it opens one (not a here-doc or fd copy)."""
+        output = node.output
+        if output is None or isinstance(output, int | str):
+            return []  # "2>&1", "<&-": descriptors, not files
+        if node.type in ("<<", "<<-"):
+            self._heredoc(node)
+            return []
+        if node.type == "<<<":
+            return []
+        return [Redirect(">" if node.type in (">&", "<&") else node.type, self._word(output))]
 
     def _heredoc(self, node: Any) -> list[str]:
         """A here-document with an unquoted delimiter expands its body: refuse commands.
@@ -661,7 +672,7 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
         merged = RawCommand(
             raw.argv,
             command.assignments + raw.assignments,
-            raw.redirects or (command.redirects if not keep_self else ()),
+            raw.redirects + command.redirects,  # the wrapper's redirections reach it too
             raw.function,
             variables=tuple(dict.fromkeys(variables + raw.variables)),
         )
