@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # One command for a fresh checkout: install everything, create the keys and the ledger,
-# and play the walkthrough's evidence story (record, export as a git bundle, verify offline).
+# check the policy packs and show the walkthrough's decisions, and play the walkthrough's
+# evidence story (record, export as a git bundle, verify offline).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/bootstrap
 .venv/bin/aegisctl keys init
 .venv/bin/aegisflow ledger init
+echo
+.venv/bin/aegisctl policy check policies/*.yaml
+echo
+.venv/bin/aegisctl policy simulate -p policies/pr-writer.yaml --actions policies/examples/walkthrough.jsonl
 echo
 .venv/bin/aegisflow ledger demo

@@ -207,3 +207,15 @@ def test_replay_same_policy_changes_nothing(
     assert code == Exit.SUCCESS
     assert "no decision would change (4 replayed)" in out
     assert "1 decision entries have no recorded envelope" in out
+
+
+def test_walkthrough_examples_meet_their_expectations(capsys: pytest.CaptureFixture[str]) -> None:
+    """install.sh shows these; every line states the decision the walkthrough promises."""
+    examples = str(PACKS / "examples" / "walkthrough.jsonl")
+    code, out, _ = aegisctl(
+        capsys, "policy", "simulate", "-p", PR_WRITER, "--actions", examples, "--json"
+    )
+    assert code == Exit.SUCCESS
+    results = json.loads(out)["results"]
+    assert len(results) == 8
+    assert all(r["ok"] for r in results)
