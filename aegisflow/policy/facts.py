@@ -88,7 +88,7 @@ def facts_for(envelope: Envelope) -> Facts:
     params = envelope.parameters
     cwd_known = params.get("cwd_known", True) is not False
     cwd = envelope.target
-    if cwd_known and cwd.startswith(("/", "~")):
+    if cwd_known and cwd.startswith(("/", "~")) and _NEEDS_FOLDING.search(cwd):
         cwd = canonical_path(cwd)
     argv = _words(params)
     if not argv:
@@ -273,7 +273,9 @@ def _path_forms(word: Word, cwd: str, *, cwd_known: bool) -> list[Word]:
     """The paths a word may name: itself, after ``@`` (curl) or ``=`` (dd if=...)."""
     text = word.text
     if word.kind == "literal" and cwd_known and not _SPECIAL_PATH.search(text):
-        return [Word(canonical_path(text, cwd or None))]  # the common case, quickly
+        if cwd.startswith("/") and not text.startswith("/") and not _NEEDS_FOLDING.search(text):
+            return [Word(f"{cwd}/{text}" if cwd != "/" else f"/{text}")]  # the common case
+        return [Word(canonical_path(text, cwd or None))]
     forms = [text]
     if text.startswith("@") and len(text) > 1:
         forms.append(text[1:])

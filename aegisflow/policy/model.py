@@ -91,6 +91,18 @@ class Conditions:
         at least one and *every* one matches, so ``cat README.md .env`` is not allowed
         by a rule that allows reading ``*.md``.
         """
+        if restricts and self.paths.globs and not self._has_other_conditions():
+            # The most common shape (a secrets or system-files rule): one regex per path.
+            for path in facts.paths:
+                if path.kind != "literal":
+                    break  # the general code below decides "maybe"
+                if self.paths.regex.fullmatch(path.text):
+                    glob = self.paths.which(path.text)
+                    shown = glob.pattern if glob else self.paths.shown
+                    return True, f"path {path.text!r} matches {shown!r}"
+            else:
+                if facts.paths:
+                    return False, f"no path matches {self.paths.shown}"
         notes: list[str] = []
         for parameter in self.parameters:  # cheapest first: dictionary lookups
             ok, why = parameter.check(envelope.parameters)
@@ -128,6 +140,15 @@ class Conditions:
         if maybe:
             return None, "; ".join(maybe)
         return True, "; ".join(notes)
+
+    def _has_other_conditions(self) -> bool:
+        return bool(
+            self.parameters
+            or self.subcommand is not None
+            or self.flags
+            or self.global_flags
+            or self.args.globs
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,14 +171,21 @@ def _expand_all(raw: Sequence[RawCommand], *, depth: int) -> Iterator[SimpleComm
 
 # -- the fast lexer for the plain subset ------------------------------------------------
 
-_PLAIN = re.compile(r"[A-Za-z0-9_\-./=:,+%@^~*?\[\]]")
-_REDIRECT = re.compile(r"(?:[0-9]?(?:>>|>\||>|<)|&>>|&>)")
-_DUP = re.compile(r"[0-9]?[<>]&(?:[0-9]+|-)(?=[ \t;|&]|$)")
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t]+)
+    | (?P<op>&&|\|\||;;?|\|&?|&(?!>))
+    | (?P<dup>[0-9]?[<>]&(?:[0-9]+|-)(?=[ \t;|&]|$))
+    | (?P<redirect>[0-9]?(?:>>|>\||>|<)|&>>|&>)
+    | (?P<word>(?:[A-Za-z0-9_\-./=:,+%@^~*?\[\]]|'[^']*'|"[^"$`\\!]*")+)
+    """,
+    re.VERBOSE,
+)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _RESERVED = words(
     "if then else elif fi case esac for select while until do done in function coproc { } ! [[ ]]"
 )
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
-_OPERATORS = ("&&", "||", ";", "|", "&")
 
 
 def _lex_simple(line: str) -> list[RawCommand] | None:
@@ -190,42 +197,39 @@ def _lex_simple(line: str) -> list[RawCommand] | None:
     before = ""
     i = 0
     n = len(line)
+    previous = ""
     while i < n:
-        c = line[i]
-        if c in " \t":
-            i += 1
+        token = _TOKEN.match(line, i)
+        if token is None:
+            return None  # outside the plain subset
+        kind = token.lastgroup
+        text = token.group()
+        i = token.end()
+        if kind == "ws":
+            previous = kind
             continue
-        if c in ";|&" and not line.startswith("&>", i):
-            op = next(o for o in _OPERATORS if line.startswith(o, i))
-            if pending_redirect is not None or not words or line.startswith((";;", "|&"), i):
+        if kind == "op":
+            if pending_redirect is not None or not words or text in (";;", "|&"):
                 return None
             found.append((words, redirects, before))
-            words, redirects, before = [], [], op
-            i += len(op)
-            continue
-        dup = _DUP.match(line, i)
-        if dup and (i == 0 or line[i - 1] in " \t"):
+            words, redirects, before = [], [], text
+        elif kind in ("dup", "redirect"):
+            if pending_redirect is not None or (text[0].isdigit() and previous == "word"):
+                return None  # "a2>f" and friends: let bashlex decide
+            if kind == "redirect":
+                pending_redirect = text.lstrip("0123456789")
+        else:
+            word = _plain_word(text)
+            if word is None or (i < n and line[i] in "<>" and text.isdigit()):
+                return None  # a tilde form, or a descriptor number ("10>f")
             if pending_redirect is not None:
+                redirects.append(Redirect(pending_redirect, word))
+                pending_redirect = None
+            elif not words and (word.text in _RESERVED or _ASSIGNMENT.match(word.text)):
                 return None
-            i = dup.end()
-            continue
-        redirect = _REDIRECT.match(line, i)
-        if redirect and (i == 0 or line[i - 1] in " \t" or not line[i].isdigit()):
-            if pending_redirect is not None:
-                return None
-            pending_redirect = redirect.group().lstrip("0123456789")
-            i = redirect.end()
-            continue
-        word, kind, i = _lex_word(line, i)
-        if word is None or (i < n and line[i] in "<>" and word.isdigit()):
-            return None  # not plain, or a file descriptor bashlex should read ("10>f")
-        if pending_redirect is not None:
-            redirects.append(Redirect(pending_redirect, Word(word, kind)))
-            pending_redirect = None
-            continue
-        if not words and (word in _RESERVED or _ASSIGNMENT.match(word)):
-            return None
-        words.append(Word(word, kind))
+            else:
+                words.append(word)
+        previous = kind or ""
     if pending_redirect is not None or (not words and before in ("&&", "||", "|")):
         return None
     if words:
@@ -239,6 +243,18 @@ def _lex_simple(line: str) -> list[RawCommand] | None:
     ]
 
 
+def _plain_word(raw: str) -> Word | None:
+    """A word of the plain subset: quotes removed, kind from its unquoted characters."""
+    if "'" in raw or '"' in raw:
+        text = _QUOTED.sub(lambda q: q.group()[1:-1], raw)
+        unquoted = _QUOTED.sub("", raw)
+    else:
+        text = unquoted = raw
+    if "~" in unquoted and not ((raw == "~" or raw.startswith("~/")) and unquoted.count("~") == 1):
+        return None  # ~user, a~b: bashlex applies the tilde rules
+    return Word(text, "glob" if is_glob(unquoted) else "literal")
+
+
 def _sequential(before: str, after: str) -> bool:
     """Whether a top-level command runs in the main shell before the ones after it.
 
@@ -248,44 +264,6 @@ def _sequential(before: str, after: str) -> bool:
     if before not in ("", ";", "&&") or after not in ("", ";", "&&"):
         return False
     return not (before == "&&" and after == ";")
-
-
-def _lex_word(line: str, i: int) -> tuple[str | None, WordKind, int]:
-    out: list[str] = []
-    unquoted: list[str] = []
-    start = i
-    n = len(line)
-    while i < n:
-        c = line[i]
-        if c in " \t;|&<>":
-            break
-        if c == "'":
-            end = line.find("'", i + 1)
-            if end < 0:
-                return None, "literal", i
-            out.append(line[i + 1 : end])
-            i = end + 1
-        elif c == '"':
-            end = line.find('"', i + 1)
-            if end < 0:
-                return None, "literal", i
-            inner = line[i + 1 : end]
-            if any(ch in inner for ch in "$`\\!"):
-                return None, "literal", i
-            out.append(inner)
-            i = end + 1
-        elif _PLAIN.match(c):
-            if c == "~" and i != start:
-                return None, "literal", i  # only a leading tilde is left to bashlex's rules
-            out.append(c)
-            unquoted.append(c)
-            i += 1
-        else:
-            return None, "literal", i
-    if line[start] == "~" and not (line[start:i] == "~" or line.startswith("~/", start)):
-        return None, "literal", i  # ~user and friends
-    kind: WordKind = "glob" if is_glob("".join(unquoted)) else "literal"
-    return "".join(out), kind, i
 
 
 # -- bashlex ----------------------------------------------------------------------------
@@ -517,7 +495,12 @@ def _dequote(raw: str) -> str:
 
 def is_glob(text: str) -> bool:
     """Whether unquoted ``text`` has a wildcard: ``*``, ``?`` or a closed ``[...]``."""
-    return "*" in text or "?" in text or re.search(r"\[.+\]|\[\]\]", text) is not None
+    if "*" in text or "?" in text:
+        return True
+    return "[" in text and _CLASS.search(text) is not None
+
+
+_CLASS = re.compile(r"\[.+\]|\[\]\]")
 
 
 def _unquoted(raw: str) -> str:
