@@ -284,7 +284,7 @@ GIT = policy(
         ("git push -f", "force"),
         ("git push -uf origin x", "force"),
         ("git push origin main --force", "force"),
-        ("git push --f", "git"),
+        ("git push --f", "force"),  # any prefix counts, as in git (--m is --mirror)
         ("git push --forced", "git"),
         ("git push --force-with-lease", "git"),
         ("git push origin", "git"),

@@ -46,7 +46,7 @@ TEXT_OPTIONS: dict[str, frozenset[str]] = {
 }
 # Programs whose arguments are text, not files they read or write (redirections still are).
 NO_PATH_PROGRAMS = frozenset(
-    {"echo", "printf", "true", "false", "test", "[", "sleep", "date", "pwd", "which", "type",
+    {"echo", "printf", "true", "false", "test", "[", "sleep", "pwd", "which", "type",
      "command", "seq", "expr", "yes", "basename", "dirname", ":"}
 )  # fmt: skip
 
@@ -90,9 +90,11 @@ def facts_for(envelope: Envelope) -> Facts:
     cwd = envelope.target
     if cwd_known and cwd.startswith(("/", "~")) and _NEEDS_FOLDING.search(cwd):
         cwd = canonical_path(cwd)
+    home_known = params.get("home_known", True) is not False
     argv = _words(params)
-    if not argv:
-        return Facts((), (), frozenset(), frozenset(), (), False, (), cwd)
+    if not argv:  # "> ~/.bashrc", "$(< .env)": only redirections
+        paths = _paths(_redirect_words(params), cwd, cwd_known=cwd_known, home_known=home_known)
+        return Facts((), (), frozenset(), frozenset(), (), False, paths, cwd)
     program = posixpath.basename(argv[0].text) if argv[0].known else ""
     valued = VALUED_OPTIONS.get(program, frozenset())
     text_options = TEXT_OPTIONS.get(program, frozenset())
@@ -117,7 +119,7 @@ def facts_for(envelope: Envelope) -> Facts:
             positionals.append(word)
             continue
         if text == "--":
-            after_dashes = True
+            after_dashes = program != "find"  # find's expression goes on after "--"
             continue
         if len(text) < 2 or not text.startswith("-"):
             if global_flags is None:
@@ -143,6 +145,7 @@ def facts_for(envelope: Envelope) -> Facts:
         # A cluster of short options, read as getopt does: "-rf" is -r -f; the first
         # option that takes a value takes the rest of the word ("-nprod", "-wnprod",
         # "-o=yaml") or, when nothing is left, the next word ("-am MESSAGE").
+        flags.add(text.partition("=")[0])  # single-dash long options: -toolexec=x, -delete
         for k, letter in enumerate(text[1:], start=2):
             option = "-" + letter
             flags.add(option)
@@ -163,10 +166,8 @@ def facts_for(envelope: Envelope) -> Facts:
                 i += 1
             break
     operands = [] if program in NO_PATH_PROGRAMS else [*positionals, *values]
-    candidates = [*operands, *_redirect_words(params)]
-    paths = tuple(
-        path for word in candidates for path in _path_forms(word, cwd, cwd_known=cwd_known)
-    )
+    candidates = [*operands, *_redirect_words(params), *_wrapper_words(params)]
+    paths = _paths(candidates, cwd, cwd_known=cwd_known, home_known=home_known)
     return Facts(
         tuple(argv),
         tuple(positionals),
@@ -179,7 +180,7 @@ def facts_for(envelope: Envelope) -> Facts:
     )
 
 
-_SPECIAL_PATH = re.compile(r"[@=~]|\.\.")
+_SPECIAL_PATH = re.compile(r"[@=~:]|\.\.")
 _NEEDS_FOLDING = re.compile(r"(?:^|/)\.{1,2}(?:/|$)|//|/$|^~")
 
 
@@ -269,6 +270,28 @@ def _redirect_words(params: Mapping[str, Any]) -> list[Word]:
     return out
 
 
+def _paths(words: list[Word], cwd: str, *, cwd_known: bool, home_known: bool) -> tuple[Word, ...]:
+    out: list[Word] = []
+    for word in words:
+        # ".." after a directory that is a link (/proc/self/cwd, /dev/fd) is not lexical.
+        through_link = ".." in word.text and _LINK_DIRS.search(f"{cwd}/{word.text}")
+        for path in _path_forms(word, cwd, cwd_known=cwd_known):
+            unknown = through_link or (not home_known and path.text.startswith(HOME))
+            out.append(Word(path.text, "unknown") if unknown else path)
+    return tuple(out)
+
+
+_LINK_DIRS = re.compile(r"(?:^|/)(?:proc/|dev/(?:fd|stdin|stdout|stderr)(?:/|$))")
+
+
+def _wrapper_words(params: Mapping[str, Any]) -> list[Word]:
+    texts = params.get("wrapper_paths")
+    if not isinstance(texts, list):
+        return []
+    unknown = params.get("wrapper_paths_unknown") or ()
+    return [Word(str(t), "unknown" if k in unknown else "literal") for k, t in enumerate(texts)]
+
+
 def _path_forms(word: Word, cwd: str, *, cwd_known: bool) -> list[Word]:
     """The paths a word may name: itself, after ``@`` (curl) or ``=`` (dd if=...)."""
     text = word.text
@@ -281,6 +304,8 @@ def _path_forms(word: Word, cwd: str, *, cwd_known: bool) -> list[Word]:
         forms.append(text[1:])
     if "=" in text and not text.startswith("-"):
         forms.append(text.split("=", 1)[1])
+    if ":" in text and "://" not in text:
+        forms.append(text.split(":", 1)[1])  # "HEAD:.env", ":.env", "host:~/.ssh/id_rsa"
     out: list[Word] = []
     for text in forms:
         if (

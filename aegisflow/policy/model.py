@@ -210,8 +210,9 @@ def _flags(wanted: tuple[str, ...], present: frozenset[str], facts: Facts) -> tu
             return True, f"flag {flag}"
         if flag.startswith("--") and "=" not in flag:
             for written in facts.long_flags:
-                # getopt_long and git accept any unambiguous prefix: --forc is --force.
-                if len(written) >= 4 and flag.startswith(written) and written in present:
+                # getopt_long and git accept any unambiguous prefix (--forc is --force,
+                # --m is --mirror); an ambiguous one is refused by the program itself.
+                if len(written) >= 3 and flag.startswith(written) and written in present:
                     return True, f"flag {written} (abbreviates {flag})"
     if facts.options_unknown:
         return None, f"an expanded word may be one of {', '.join(wanted)}"

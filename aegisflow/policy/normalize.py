@@ -195,11 +195,15 @@ def _envelopes(
     out: list[Envelope] = []
     start = Word(canonical_path(cwd) if cwd else "")
     nested: dict[tuple[str, ...], Word] = {}  # a cd inside "bash -c" stays inside it
+    home_changed = any(_sets(c, "HOME") for c in parsed.commands)
+    cdpath = any(_sets(c, "CDPATH") for c in parsed.commands)
     for command in parsed.commands:
         where = nested.get(command.via, start) if command.via else start
         params = _shell_parameters(command)
-        if not where.known:
+        if not where.known or command.chdir:
             params["cwd_known"] = False
+        if home_changed:
+            params["home_known"] = False  # "HOME=/proc/self; cat ~/environ"
         program = command.program
         if command.function:
             tool, capability = FUNCTION_TOOL, "execute"
@@ -212,11 +216,20 @@ def _envelopes(
             if command.via:
                 nested[command.via] = _UNKNOWN_DIRECTORY
             else:
-                start = _cd(where, command)
+                start = _cd(where, command, cdpath=cdpath)
     return tuple(out)
 
 
 _DIRECTORY_CHANGERS = frozenset({"cd", "pushd", "popd"})
+
+
+def _sets(command: SimpleCommand, variable: str) -> bool:
+    """Whether the command sets ``variable`` (``HOME=x``, ``export HOME=x``)."""
+    if any(name == variable for name, _ in command.assignments):
+        return True
+    return any(w.text.startswith(f"{variable}=") for w in command.argv[1:])
+
+
 _UNKNOWN_DIRECTORY = Word("$PWD", "unknown")
 
 
@@ -253,12 +266,20 @@ def _shell_parameters(command: SimpleCommand) -> dict[str, Any]:
         params["via"] = list(command.via)
     if command.variables:
         params["variables"] = list(command.variables)
+    if command.extra_paths:
+        params["wrapper_paths"] = [w.text for w in command.extra_paths]
+        unknown = [k for k, w in enumerate(command.extra_paths) if not w.known]
+        if unknown:
+            params["wrapper_paths_unknown"] = unknown
+    first = command.argv[0] if command.argv else None
+    if first is not None and first.known and "/" in first.text:
+        params["program_path"] = first.text  # "./cat" is not /bin/cat
     if command.function:
         params["function"] = True
     return params
 
 
-def _cd(where: Word, command: SimpleCommand) -> Word:
+def _cd(where: Word, command: SimpleCommand, *, cdpath: bool = False) -> Word:
     """The working directory after ``cd``/``pushd``/``popd``; unknown unless certain.
 
     Certain means: it runs in the line's own shell before the commands after it (not in
@@ -274,7 +295,9 @@ def _cd(where: Word, command: SimpleCommand) -> Word:
     if target.text == "-":
         return Word("$OLDPWD", "unknown")
     absolute = target.text.startswith(("/", "~"))
-    if not target.known or not (where.known or absolute):
+    explicit = target.text in (".", "..") or target.text.startswith(("/", "~", "./", "../"))
+    searched = cdpath and not explicit  # cd looks the name up in CDPATH first
+    if not target.known or searched or not (where.known or absolute):
         return Word(target.text, "unknown")
     return Word(canonical_path(target.text, where.text or None))
 

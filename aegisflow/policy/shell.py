@@ -70,6 +70,10 @@ class RawCommand:
     """Runs in the line's own shell, before the commands after it (see ``_sequential``)."""
     variables: tuple[str, ...] = ()
     """Names of the shell variables its words expand (``$GITHUB_TOKEN``)."""
+    extra_paths: tuple[Word, ...] = ()
+    """Files its wrappers open for it (``xargs -a FILE``, ``time -o FILE``)."""
+    chdir: bool = False
+    """A wrapper changed its directory (``env -C DIR``): its relative paths are unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,10 @@ class SimpleCommand:
     the working directory of later commands for certain."""
     variables: tuple[str, ...] = ()
     """Names of the shell variables its words expand."""
+    extra_paths: tuple[Word, ...] = ()
+    """Files its wrappers open for it (``xargs -a FILE``, ``time -o FILE``, ``env -C DIR``)."""
+    chdir: bool = False
+    """A wrapper changed its directory (``env -C DIR``): its relative paths are unknown."""
 
     @property
     def program(self) -> Word | None:
@@ -351,10 +359,19 @@ class _Walker:
             for child in getattr(node, "redirects", None) or ():
                 self.walk(child, depth + 1)
                 redirects.extend(self._redirect(child))
-            if redirects:  # "{ cat; } < .env": the group's redirections apply to each command
+            variables: list[str] = []  # "for t in $GITHUB_TOKEN; do ...": the loop's words
+            for child in getattr(node, "parts", None) or ():
+                if child.kind == "word":
+                    _collect_variables(child, variables)
+            if redirects or variables:
+                # "{ cat; } < .env": a group's redirections and words reach each command.
                 for k in range(first, len(self.out)):
                     found = self.out[k]
-                    self.out[k] = replace(found, redirects=found.redirects + tuple(redirects))
+                    self.out[k] = replace(
+                        found,
+                        redirects=found.redirects + tuple(redirects),
+                        variables=tuple(dict.fromkeys(found.variables + tuple(variables))),
+                    )
 
     def _substitutions(self, node: Any, depth: int) -> None:
         for part in getattr(node, "parts", None) or ():
@@ -447,9 +464,12 @@ def _collect_variables(node: Any, out: list[str]) -> None:
     """Names of the parameters a word expands (not those inside its substitutions)."""
     for part in getattr(node, "parts", None) or ():
         if part.kind == "parameter":
-            name = _NAME.match(str(getattr(part, "value", "")))
+            value = str(getattr(part, "value", ""))
+            indirect = value.startswith("!")  # ${!name}: a variable named by a variable
+            name = _NAME.match(value[1:] if indirect else value)
             if name:
-                out.append(name.group())
+                out.append(("!" if indirect else "") + name.group())
+            out.extend(_VARIABLE.findall(value))  # ${x:-$GITHUB_TOKEN}
         elif part.kind not in _SUBSTITUTIONS:
             _collect_variables(part, out)
     output = getattr(node, "output", None)
@@ -533,6 +553,8 @@ class _Wrapper:
     privileged: bool = False
     query_flags: frozenset[str] = frozenset()
     """Flags that make the wrapper print instead of run (``command -v``)."""
+    chdir: bool = False
+    """The wrapper runs its command in another directory (``chroot``)."""
 
 
 def _w(
@@ -541,8 +563,9 @@ def _w(
     *,
     privileged: bool = False,
     query: str = "",
+    chdir: bool = False,
 ) -> _Wrapper:
-    return _Wrapper(frozenset(valued.split()), skip, privileged, frozenset(query.split()))
+    return _Wrapper(frozenset(valued.split()), skip, privileged, frozenset(query.split()), chdir)
 
 
 WRAPPERS: dict[str, _Wrapper] = {
@@ -568,14 +591,14 @@ WRAPPERS: dict[str, _Wrapper] = {
     "doas": _w("-u -C", privileged=True),
     "pkexec": _w("--user", privileged=True),
     "runuser": _w("-u --user -g --group -G", privileged=True),
-    "chroot": _w("--userspec --groups", skip=1, privileged=True),
+    "chroot": _w("--userspec --groups", skip=1, privileged=True, chdir=True),
 }
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
 _XARGS_VALUED = words(
     "-a --arg-file -d --delimiter -E -I -L --max-lines -n --max-args -P "
     "--max-procs -s --max-chars --process-slot-var"
 )
-_ENV_VALUED = words("-u --unset -C --chdir")
+_ENV_VALUED = words("-u --unset -C --chdir -a --argv0")
 _WATCH_VALUED = frozenset({"-n", "--interval"})
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 _STDIN = Word("{stdin}", "unknown")
@@ -598,8 +621,10 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
         command.function,
         command.sequential,
         command.variables,
+        command.extra_paths,
+        command.chdir,
     )
-    variables = command.variables
+    variables, extra_paths, chdir = command.variables, command.extra_paths, command.chdir
     command = RawCommand(argv, assignments, command.redirects, command.function)
     if command.function or not command.argv or not command.argv[0].known:
         yield here
@@ -616,23 +641,37 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
             inner = []
             keep_self = True
         else:
-            start = _skip_options(args, spec.valued) + spec.skip_positionals
+            start, values = _skip_options(args, spec.valued)
+            start += spec.skip_positionals
+            extra = (
+                [*values, *args[start - spec.skip_positionals : start]] if spec.chdir else values
+            )
             if start < len(args):
-                inner = [RawCommand(tuple(args[start:]))]
+                inner = [
+                    RawCommand(tuple(args[start:]), extra_paths=tuple(extra), chdir=spec.chdir)
+                ]
             else:
                 keep_self = True
     elif name == "env":
         inner, keep_self = _env(args)
     elif name == "xargs":
-        start = _skip_options(args, _XARGS_VALUED)
+        start, values = _skip_options(args, _XARGS_VALUED)
         marker = _xargs_replace(args[:start])
         inner_argv = tuple(
             Word(w.text, "unknown") if marker in w.text else w for w in args[start:]
         ) or (Word("echo"),)
-        inner = [RawCommand((*inner_argv, _STDIN))]
+        files = tuple(
+            v
+            for v, o in zip(values, _valued_names(args[:start], _XARGS_VALUED), strict=False)
+            if o in ("-a", "--arg-file")
+        )
+        inner = [RawCommand((*inner_argv, _STDIN), extra_paths=files)]
         keep_self = False
+    elif (runner := _runner(name, args)) is not None:
+        inner, label = runner
+        keep_self = True
     elif name in ("eval", "watch"):
-        start = _skip_options(args, _WATCH_VALUED if name == "watch" else frozenset())
+        start, _ = _skip_options(args, _WATCH_VALUED if name == "watch" else frozenset())
         inner = _reparse(args[start:], f"{name} arguments")
         label = name
         keep_self = not inner
@@ -658,8 +697,116 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
             raw.redirects + command.redirects,  # the wrapper's redirections reach it too
             raw.function,
             variables=tuple(dict.fromkeys(variables + raw.variables)),
+            extra_paths=extra_paths + raw.extra_paths,
+            chdir=chdir or raw.chdir,
         )
         yield from _expand(merged, (*via, label), depth + 1)
+
+
+def _valued_names(options: Sequence[Word], valued: frozenset[str]) -> list[str]:
+    """The names of the valued options in ``options``, in order (pairs with their values)."""
+    names = []
+    for word in options:
+        name = word.text.split("=", 1)[0]
+        if name in valued:
+            names.append(name)
+        elif not name.startswith("--") and name[:2] in valued and len(name) > 2:
+            names.append(name[:2])
+    return names
+
+
+# Programs that run a command given in their arguments: (program, subcommand) -> how.
+# "valued": options taking a value; "script": an option whose value is a shell script;
+# "skip": positionals before the command (npm explore PKG -- CMD).
+@dataclass(frozen=True, slots=True)
+class _Runner:
+    valued: frozenset[str] = frozenset()
+    script: frozenset[str] = frozenset()
+    skip: int = 0
+
+
+def _r(valued: str = "", script: str = "", skip: int = 0) -> _Runner:
+    return _Runner(frozenset(valued.split()), frozenset(script.split()), skip)
+
+
+RUNNERS: dict[tuple[str, str | None], _Runner] = {
+    ("uv", "run"): _r(
+        "--with --with-editable --with-requirements -p --python --directory --project "
+        "--env-file --extra --group --only-group --package --index --default-index "
+        "--index-url --extra-index-url -f --find-links"
+    ),
+    ("uv", "tool"): _r("--with -p --python --from"),
+    ("uvx", None): _r("--with -p --python --from"),
+    ("poetry", "run"): _r("-C --directory -P --project"),
+    ("pdm", "run"): _r("-p --project"),
+    ("hatch", "run"): _r("-e --env"),
+    ("rye", "run"): _r(),
+    ("pipx", "run"): _r("--spec --python"),
+    ("conda", "run"): _r("-n --name -p --prefix"),
+    ("pnpm", "exec"): _r("--filter -C --dir", script="-c --shell-mode"),
+    ("pnpm", "dlx"): _r("--package", script="-c --shell-mode"),
+    ("pnpx", None): _r("--package", script="-c --shell-mode"),
+    ("npm", "exec"): _r("-p --package -w --workspace", script="-c --call"),
+    ("npm", "x"): _r("-p --package -w --workspace", script="-c --call"),
+    ("npx", None): _r("-p --package", script="-c --call"),
+    ("npm", "explore"): _r(skip=1),
+    ("yarn", "dlx"): _r("-p --package"),
+    ("yarn", "exec"): _r(),
+    ("bunx", None): _r(),
+    ("bun", "x"): _r(),
+    ("bundle", "exec"): _r(),
+    ("tox", "exec"): _r("-e -c --conf --root"),
+    ("nix", "run"): _r(),
+}
+
+
+def _runner(name: str, args: Sequence[Word]) -> tuple[list[RawCommand], str] | None:
+    """The command a runner (``uv run``, ``npx``, ``fd -x``) starts, if it is one."""
+    if name == "fd":
+        return _fd_exec(args), "fd -x"
+    spec = RUNNERS.get((name, None))
+    rest: Sequence[Word] = args
+    label = name
+    if spec is None:
+        first = next((k for k, w in enumerate(args) if not w.text.startswith("-")), None)
+        if first is None or not args[first].known:
+            return None
+        sub = args[first].text
+        spec = RUNNERS.get((name, sub))
+        if spec is None:
+            return None
+        rest, label = args[first + 1 :], f"{name} {sub}"
+        if name == "uv" and sub == "tool":
+            if not rest or rest[0].text != "run":
+                return None
+            rest, label = rest[1:], "uv tool run"
+    for k, word in enumerate(rest):
+        name_part = word.text.split("=", 1)[0]
+        if name_part in spec.script:
+            script = (
+                Word(word.text.split("=", 1)[1], word.kind)
+                if "=" in word.text
+                else (rest[k + 1] if k + 1 < len(rest) else Word("", "unknown"))
+            )
+            return _reparse([script], f"{label} {name_part}"), label
+    start, _ = _skip_options(rest, spec.valued)
+    start += spec.skip
+    if start < len(rest) and rest[start].text == "--":
+        start += 1
+    if start >= len(rest):
+        return None
+    return [RawCommand(tuple(rest[start:]))], label
+
+
+def _fd_exec(args: Sequence[Word]) -> list[RawCommand]:
+    out: list[RawCommand] = []
+    for k, word in enumerate(args):
+        if word.text in ("-x", "--exec", "-X", "--exec-batch") and word.known:
+            end = next((j for j in range(k + 1, len(args)) if args[j].text == ";"), len(args))
+            argv = tuple(Word(w.text, "unknown") if "{" in w.text else w for w in args[k + 1 : end])
+            if argv:
+                out.append(RawCommand((*argv, _STDIN)))
+    return out
 
 
 def _xargs_replace(options: Sequence[Word]) -> str:
@@ -686,42 +833,52 @@ def _has_flag(args: Sequence[Word], flags: frozenset[str]) -> bool:
     return False
 
 
-def _skip_options(args: Sequence[Word], valued: frozenset[str]) -> int:
-    """Index of the first argument after the wrapper's own options."""
+def _skip_options(args: Sequence[Word], valued: frozenset[str]) -> tuple[int, list[Word]]:
+    """Index of the first argument after the wrapper's own options, and their values."""
     i = 0
+    values: list[Word] = []
     while i < len(args):
         text = args[i].text
         if text == "--":
-            return i + 1
+            return i + 1, values
         if not text.startswith("-") or text == "-" or not args[i].known:
-            return i
-        if text in valued:
+            return i, values
+        name, eq, value = text.partition("=")
+        if eq and name in valued:
+            values.append(Word(value))
+        elif text in valued:
+            if i + 1 < len(args):
+                values.append(args[i + 1])
             i += 2
             continue
-        if text.startswith("--") or len(text) == 2:
-            i += 1
-            continue
-        # A short cluster: "-u root" vs "-uroot"; a valued letter takes the rest.
+        elif not text.startswith("--") and len(text) > 2 and text[:2] in valued:
+            values.append(Word(text[2:]))  # "-uroot", "-ofile"
         i += 1
-    return i
+    return i, values
 
 
 def _env(args: Sequence[Word]) -> tuple[list[RawCommand], bool]:
     i = 0
     assignments: list[tuple[str, Word]] = []
+    directories: list[Word] = []
     while i < len(args):
         text = args[i].text
         if text == "--":
             i += 1
             break
-        if text in _ENV_VALUED:
+        if text.startswith(("--chdir=", "-C")) and text not in ("-C",):
+            directories.append(Word(text.split("=", 1)[1] if "=" in text else text[2:]))
+            i += 1
+        elif text in _ENV_VALUED:
+            if text in ("-C", "--chdir") and i + 1 < len(args):
+                directories.append(args[i + 1])
             i += 2
         elif text.startswith("-"):  # "-" alone is -i
             if text in ("-S", "--split-string") and i + 1 < len(args):
-                return _reparse(args[i + 1 :], "env -S"), False
+                return _split_string(args[i + 1 :]), False
             if text.startswith(("-S", "--split-string=")):
                 rest = text.split("=", 1)[1] if "=" in text else text[2:]
-                return _reparse([Word(rest, args[i].kind), *args[i + 1 :]], "env -S"), False
+                return _split_string([Word(rest, args[i].kind), *args[i + 1 :]]), False
             i += 1
         else:
             break
@@ -731,7 +888,20 @@ def _env(args: Sequence[Word]) -> tuple[list[RawCommand], bool]:
         i += 1
     if i >= len(args):
         return [], True  # plain "env" prints the environment
-    return [RawCommand(tuple(args[i:]), tuple(assignments))], False
+    command = RawCommand(
+        tuple(args[i:]),
+        tuple(assignments),
+        extra_paths=tuple(directories),
+        chdir=bool(directories),
+    )
+    return [command], False
+
+
+def _split_string(words: Sequence[Word]) -> list[RawCommand]:
+    """``env -S STRING``: env splits STRING with rules of its own (``\\_`` is a space)."""
+    if any("\\" in w.text or "$" in w.text for w in words):
+        raise ShellSyntaxError("env -S with escapes or variables is split by env's own rules")
+    return _reparse(words, "env -S")
 
 
 _SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
