@@ -45,12 +45,15 @@ class Glob:
 
     pattern: str
     dialect: Dialect
-    regex: re.Pattern[str]
+    regex: re.Pattern[str] | None
+    """None for a literal, which is compared as a string (most tool names are)."""
     literal: str | None = None
     """The pattern itself when it has no wildcard, else None."""
     is_any: bool = False
 
     def match(self, value: str) -> bool:
+        if self.regex is None:
+            return value == self.literal
         return self.regex.fullmatch(value) is not None
 
     def covers(self, other: Glob) -> bool:
@@ -82,7 +85,9 @@ class GlobSet:
     """Alternative globs (any may match), matched with one regular expression."""
 
     globs: tuple[Glob, ...]
-    regex: re.Pattern[str]
+    literals: frozenset[str]
+    regex: re.Pattern[str] | None
+    """One expression for the patterns with wildcards; None when all are literal."""
     shown: str
     """The patterns for messages, shortened when there are many."""
 
@@ -90,24 +95,27 @@ class GlobSet:
         return len(self.globs)
 
     def match(self, value: str) -> bool:
-        return self.regex.fullmatch(value) is not None
+        if value in self.literals:
+            return True
+        return self.regex is not None and self.regex.fullmatch(value) is not None
 
     def which(self, value: str) -> Glob | None:
         """The first glob that matches ``value``."""
         return next((g for g in self.globs if g.match(value)), None)
 
 
-EMPTY_SET = GlobSet((), re.compile(r"(?!)"), "")
+EMPTY_SET = GlobSet((), frozenset(), None, "")
 
 
 def glob_set(globs: tuple[Glob, ...]) -> GlobSet:
     if not globs:
         return EMPTY_SET
-    union = "|".join(g.regex.pattern for g in globs)
+    literals = frozenset(g.pattern for g in globs if g.regex is None)
+    wild = [g.regex.pattern for g in globs if g.regex is not None]
     shown = " | ".join(repr(g.pattern) for g in globs[:4])
     if len(globs) > 4:
         shown += f" | ... ({len(globs)} patterns)"
-    return GlobSet(globs, re.compile(union), shown)
+    return GlobSet(globs, literals, re.compile("|".join(wild)) if wild else None, shown)
 
 
 def compile_glob(pattern: str, dialect: Dialect) -> Glob:
@@ -158,8 +166,9 @@ def _compile(pattern: str, dialect: Dialect) -> Glob:
         else:
             out.append(re.escape(c))
         i += 1
-    literal = None if _SPECIAL & set(pattern) else pattern
-    return Glob(pattern, dialect, re.compile("(?s:" + "".join(out) + ")"), literal)
+    if not _SPECIAL & set(pattern):
+        return Glob(pattern, dialect, None, pattern)
+    return Glob(pattern, dialect, re.compile("(?s:" + "".join(out) + ")"))
 
 
 def _globstar(pattern: str, i: int, dialect: Dialect) -> str:

@@ -621,22 +621,22 @@ class _CoverIndex:
 
 def _covers(a: Rule, b: Rule) -> bool:
     """True if rule ``a`` definitely decides everything ``b`` could (sound, incomplete)."""
+    if a.when is not None and (b.when is None or (not a.restricts and b.restricts)):
+        # a has conditions b lacks; or b takes "maybe" matches that a, an allow rule,
+        # leaves alone.
+        return False
     for field_a, field_b in (
         (a.tool, b.tool),
         (a.protocol, b.protocol),
         (a.target, b.target),
         (a.capability, b.capability),
     ):
-        if field_a and not (
-            field_b and all(any(x.covers(y) for x in field_a.globs) for y in field_b.globs)
+        if field_a.globs and not (
+            field_b.globs and all(any(x.covers(y) for x in field_a.globs) for y in field_b.globs)
         ):
             return False
-    if a.when is None:
-        return True
-    if b.when is None:
-        return False
-    if not a.restricts and b.restricts:
-        return False  # b takes "maybe" matches that a, an allow rule, leaves alone
+    if a.when is None or b.when is None:
+        return a.when is None
     same_subcommand = a.when.source.get("subcommand") == b.when.source.get("subcommand")
     if "args" in a.when.source and not same_subcommand:
         # args are read after the subcommand words, so the two see different words.

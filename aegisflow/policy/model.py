@@ -96,7 +96,7 @@ class Conditions:
             for path in facts.paths:
                 if path.kind != "literal":
                     break  # the general code below decides "maybe"
-                if self.paths.regex.fullmatch(path.text):
+                if self.paths.match(path.text):
                     glob = self.paths.which(path.text)
                     shown = glob.pattern if glob else self.paths.shown
                     return True, f"path {path.text!r} matches {shown!r}"
