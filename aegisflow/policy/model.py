@@ -291,10 +291,11 @@ class Rule:
     approval_expiry: int | None = None
     needs_parameter: str | None = None
     """A top-level parameter without which the conditions cannot hold (an index hint)."""
+    restricts: bool = field(init=False)
+    """Review and block rules restrict: they take "maybe" matches; allow rules do not."""
 
-    @property
-    def restricts(self) -> bool:
-        return self.decision != "allow"  # review and block take "maybe" matches
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "restricts", self.decision != "allow")
 
     def head_matches(self, protocol: str, tool: str) -> bool:
         return (not self.protocol.globs or self.protocol.match(protocol)) and (
