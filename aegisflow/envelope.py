@@ -172,17 +172,10 @@ class Envelope:
         unknown = set(data) - _ENVELOPE_FIELDS
         if unknown:
             raise InvalidAction(f"envelope has unknown fields: {', '.join(sorted(unknown))}")
-        return cls(
+        return _from_fields(
+            data,
             envelope_id=_text(data, "envelope_id", "envelope_id"),
             actor=Actor.from_dict(data.get("actor")),
-            protocol=_text(data, "protocol", "protocol"),
-            tool=_text(data, "tool", "tool"),
-            target=_text(data, "target", "target", default=""),
-            capability=_text(data, "capability", "capability"),
-            parameters=_parameters(data),
-            justification=_text(data, "justification", "justification", default=""),
-            approval_ref=_optional_text(data, "approval_ref"),
-            task=_text(data, "task", "task", default=""),
         )
 
 
@@ -218,8 +211,12 @@ def envelope_from_action(
             f"unknown action fields: {', '.join(sorted(unknown))}",
             hint=f"an action has {', '.join(sorted(ACTION_FIELDS))}",
         )
+    return _from_fields(data, envelope_id=new_id(), actor=actor)
+
+
+def _from_fields(data: Mapping[str, Any], *, envelope_id: str, actor: Actor) -> Envelope:
     return Envelope(
-        envelope_id=new_id(),
+        envelope_id=envelope_id,
         actor=actor,
         protocol=_text(data, "protocol", "protocol"),
         tool=_text(data, "tool", "tool"),

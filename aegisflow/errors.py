@@ -130,3 +130,9 @@ class ObjectMissing(IntegrityError):
     """A git object the ledger refers to is not in the repository."""
 
     reference = "object-missing"
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of ``error``'s message, shortened: for wrapping third-party errors."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__

@@ -20,7 +20,7 @@ import yaml
 
 from aegisflow.canonical import sha256_hex
 from aegisflow.envelope import CAPABILITIES, PROTOCOLS
-from aegisflow.errors import PolicyError
+from aegisflow.errors import PolicyError, first_line
 from aegisflow.policy.engine import DEFAULT_RULE, Policy
 from aegisflow.policy.glob import Dialect, Glob, GlobError, GlobSet, compile_glob, glob_set
 from aegisflow.policy.model import (
@@ -104,7 +104,7 @@ def load_policy(text: str | bytes, *, source: str = "<policy>", name: str | None
     except UnicodeDecodeError:
         raise PolicyLoadError(f"{source}: policy is not UTF-8 text") from None
     except (ValueError, RecursionError) as e:  # e.g. an integer of 5000 digits
-        raise PolicyLoadError(f"{source}: cannot read the policy: {_first_line(e)}") from None
+        raise PolicyLoadError(f"{source}: cannot read the policy: {first_line(e)}") from None
     except _DuplicateKey as e:
         raise PolicyLoadError(f"{source}:{e.line}: duplicate key {e.key!r}") from None
     except yaml.YAMLError as e:
@@ -116,12 +116,7 @@ def load_policy(text: str | bytes, *, source: str = "<policy>", name: str | None
         return _Builder(source).build(document, raw, name)
     except (TypeError, ValueError, RecursionError) as e:
         # A safety net: every shape the builder does not expect is a policy error.
-        raise PolicyLoadError(f"{source}: malformed policy: {_first_line(e)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
+        raise PolicyLoadError(f"{source}: malformed policy: {first_line(e)}") from None
 
 
 # -- YAML with line numbers -------------------------------------------------------------

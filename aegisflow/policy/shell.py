@@ -29,6 +29,8 @@ from typing import Any, Literal, NamedTuple
 import bashlex
 import bashlex.errors
 
+from aegisflow.errors import first_line
+
 WordKind = Literal["literal", "glob", "unknown"]
 
 MAX_LINE = 65536
@@ -290,10 +292,10 @@ def _bashlex_commands(line: str) -> list[RawCommand]:
     try:
         trees = bashlex.parse(parsable)
     except (bashlex.errors.ParsingError, NotImplementedError) as e:
-        raise ShellSyntaxError(f"cannot parse the command line: {_first_line(e)}") from None
+        raise ShellSyntaxError(f"cannot parse the command line: {first_line(e)}") from None
     except Exception as e:  # noqa: BLE001 - bashlex raises assorted errors on odd input
         raise ShellSyntaxError(
-            f"cannot parse the command line ({type(e).__name__}: {_first_line(e)})"
+            f"cannot parse the command line ({type(e).__name__}: {first_line(e)})"
         ) from None
     out: list[RawCommand] = []
     walker = _Walker(line, out)
@@ -318,11 +320,6 @@ def _bashlex_commands(line: str) -> list[RawCommand]:
         else:
             walker.walk(tree, 0)
     return out
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 _SUBSTITUTIONS = frozenset({"commandsubstitution", "processsubstitution"})
