@@ -726,3 +726,15 @@ def test_file_secrets_are_blocked_after_canonicalization() -> None:
     envelope = file_envelope("read", "./docs/../.env", actor=ACTOR, cwd="/workspace")
     assert envelope.target == "/workspace/.env"
     assert p.evaluate(envelope).matched_rule == "secrets-unreadable"
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [{"path": ".env"}, {"args": ["-rf", "/"]}, {"argv": ["ls"], "extra": 1}],
+    ids=["path", "args", "argv-plus"],
+)
+def test_shell_action_parameters_are_command_or_argv_only(parameters: dict[str, object]) -> None:
+    """What is decided must be exactly what can run: no side channels in parameters."""
+    data = {"protocol": "shell", "tool": "shell.ls", "target": "/workspace", "capability": "read"}
+    with pytest.raises(InvalidAction):
+        action_envelopes({**data, "parameters": parameters}, actor=ACTOR)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_helpers import ACTOR, CORPUS, WORKSPACE, action, corpus, counter_ids, pack
 
-from aegisflow.envelope import CAPABILITIES, PROTOCOLS, Envelope
+from aegisflow.envelope import CAPABILITIES, PROTOCOLS, Envelope, envelope_from_action
 from aegisflow.policy import Policy, load_policy
 from aegisflow.policy.engine import (
     DEFAULT_RULE,
@@ -670,7 +670,10 @@ ACTIONS = st.fixed_dictionaries(
 @settings(deadline=None, max_examples=300)
 @given(ACTIONS)
 def test_explain_equals_evaluate_for_generated_actions(data: dict[str, object]) -> None:
-    _check_explain(pack("pr-writer"), action(data))
+    # Built directly, not through the HTTP normalizer: any envelope, even one the
+    # normalizer would refuse (shell parameters other than command/argv), must agree.
+    envelope = envelope_from_action(data, actor=ACTOR, new_id=counter_ids())  # type: ignore[arg-type]
+    _check_explain(pack("pr-writer"), envelope)
 
 
 # -- memo -----------------------------------------------------------------------------------

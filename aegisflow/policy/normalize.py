@@ -56,11 +56,11 @@ def action_envelopes(
 ) -> tuple[Envelope, ...]:
     """Normalize the HTTP action JSON (the seed's ``test-action`` body).
 
-    A shell action may carry a whole command line as ``parameters.command``; it is
-    parsed and becomes one envelope per simple command (``tool`` is then ``shell`` or
-    ``shell.exec``). A shell action with ``parameters.argv`` must name the same program
-    in ``tool`` (``shell.rm`` for ``["rm", ...]``), so the rule that decides is the rule
-    for the program that would run.
+    A shell action carries a whole command line as ``parameters.command`` (``tool`` is
+    then ``shell`` or ``shell.exec``), exec-style ``parameters.argv`` (``tool`` names its
+    program), or nothing (a pre-normalized action such as the walkthrough's); each
+    command that would run becomes its own envelope, wrappers looked through. Other
+    shell parameters are refused: what is decided must be exactly what can run.
 
     Raises:
         InvalidAction: On a malformed action.
@@ -77,6 +77,11 @@ def action_envelopes(
             envelope = replace(envelope, target=canonical_path(envelope.target))
         if "argv" in envelope.parameters:
             return _argv_action(envelope, new_id=new_id)
+        if envelope.parameters:
+            raise InvalidAction(
+                "shell parameters are 'command' (a command line) or 'argv' (a list); got "
+                + ", ".join(sorted(envelope.parameters))
+            )
         return (envelope,)
     return (envelope_from_action(data, actor=actor, new_id=new_id),)
 
