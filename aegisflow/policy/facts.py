@@ -146,6 +146,8 @@ def facts_for(envelope: Envelope) -> Facts:
         # option that takes a value takes the rest of the word ("-nprod", "-wnprod",
         # "-o=yaml") or, when nothing is left, the next word ("-am MESSAGE").
         flags.add(text.partition("=")[0])  # single-dash long options: -toolexec=x, -delete
+        if len(text) > 2 and _PATHLIKE.search(text[2:]):
+            values.append(Word(text[2:]))  # "-f.env", "-o/home/x": an attached file value
         for k, letter in enumerate(text[1:], start=2):
             option = "-" + letter
             flags.add(option)
@@ -180,6 +182,7 @@ def facts_for(envelope: Envelope) -> Facts:
     )
 
 
+_PATHLIKE = re.compile(r"[./~]")
 _SPECIAL_PATH = re.compile(r"[@=~:]|\.\.")
 _NEEDS_FOLDING = re.compile(r"(?:^|/)\.{1,2}(?:/|$)|//|/$|^~")
 

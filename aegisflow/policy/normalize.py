@@ -202,6 +202,7 @@ def _envelopes(
     nested: dict[tuple[str, ...], Word] = {}  # a cd inside "bash -c" stays inside it
     home_changed = any(_sets(c, "HOME") for c in parsed.commands)
     cdpath = any(_sets(c, "CDPATH") for c in parsed.commands)
+    path_changed = any(_sets(c, "PATH") for c in parsed.commands)
     for command in parsed.commands:
         where = nested.get(command.via, start) if command.via else start
         params = _shell_parameters(command)
@@ -209,6 +210,8 @@ def _envelopes(
             params["cwd_known"] = False
         if home_changed:
             params["home_known"] = False  # "HOME=/proc/self; cat ~/environ"
+        if path_changed:
+            params["path_changed"] = True  # the program found may not be the one named
         program = command.program
         if command.function:
             tool, capability = FUNCTION_TOOL, "execute"
@@ -216,9 +219,13 @@ def _envelopes(
             tool, capability = ASSIGNMENT_TOOL, "execute"
         else:
             tool, capability = _tool_for(program), _capability_for(program)
+        if "program_path" in params and where.known:
+            params["program_path"] = canonical_path(params["program_path"], where.text or None)
         out.append(make(tool, where.text, capability, params))
         if program is not None and program.text in _DIRECTORY_CHANGERS:
-            if command.via:
+            if command.via and set(command.via) <= _SAME_SHELL:
+                start = _UNKNOWN_DIRECTORY  # "command cd DIR", "eval cd DIR": this shell
+            elif command.via:
                 nested[command.via] = _UNKNOWN_DIRECTORY
             else:
                 start = _cd(where, command, cdpath=cdpath)
@@ -226,13 +233,25 @@ def _envelopes(
 
 
 _DIRECTORY_CHANGERS = frozenset({"cd", "pushd", "popd"})
+_SAME_SHELL = frozenset({"command", "builtin", "eval", "time", "exec"})
 
 
 def _sets(command: SimpleCommand, variable: str) -> bool:
-    """Whether the command sets ``variable`` (``HOME=x``, ``export HOME=x``)."""
+    """Whether the command may set ``variable``.
+
+    ``HOME=x cmd``, ``export HOME=x``, ``printf -v HOME ...``, ``read HOME``,
+    ``: ${HOME:=x}``: any of these counts.
+    """
     if any(name == variable for name, _ in command.assignments):
         return True
-    return any(w.text.startswith(f"{variable}=") for w in command.argv[1:])
+    words = [w.text for w in command.argv]
+    program = posixpath.basename(words[0]) if words else ""
+    if program in ("read", "mapfile", "readarray", "printf") and variable in words[1:]:
+        return True
+    return any(
+        text.startswith(f"{variable}=") or f"${{{variable}:=" in text or f"${{{variable}=" in text
+        for text in words[1:]
+    )
 
 
 _UNKNOWN_DIRECTORY = Word("$PWD", "unknown")
@@ -278,7 +297,7 @@ def _shell_parameters(command: SimpleCommand) -> dict[str, Any]:
             params["wrapper_paths_unknown"] = unknown
     first = command.argv[0] if command.argv else None
     if first is not None and first.known and "/" in first.text:
-        params["program_path"] = first.text  # "./cat" is not /bin/cat
+        params["program_path"] = first.text  # "./cat" is not /bin/cat (made canonical later)
     if command.function:
         params["function"] = True
     return params

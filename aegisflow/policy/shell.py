@@ -279,14 +279,18 @@ def _sequential(before: str, after: str) -> bool:
 # -- bashlex ----------------------------------------------------------------------------
 
 
-_QUOTED_HEREDOC = re.compile(r"<<(-?)([ \t]*)(['\"])([A-Za-z0-9_.-]+)\3")
-_ESCAPED_HEREDOC = re.compile(r"<<(-?)([ \t]*)\\([A-Za-z0-9_.-]+)")
+_QUOTED_HEREDOC = re.compile(r"<<(-?)([ \t]*)(['\"])([A-Za-z0-9_.-]+)\3(?=[\s;|&<>)]|$)")
+_ESCAPED_HEREDOC = re.compile(r"<<(-?)([ \t]*)\\([A-Za-z0-9_.-]+)(?=[\s;|&<>)]|$)")
 
 
 def _bashlex_commands(line: str) -> list[RawCommand]:
     # bashlex cannot parse a quoted here-document delimiter (<<'EOF', the usual way agents
     # write commit messages). Quotes become spaces, so positions stay the same; the
     # original line still says which delimiters were quoted (whose bodies stay literal).
+    if (_QUOTED_HEREDOC.search(line) or _ESCAPED_HEREDOC.search(line)) and "\\\n" in line:
+        # In a quoted here-document a trailing backslash is literal; unquoted (as bashlex
+        # would read it) it joins lines and could hide a command in the body.
+        raise ShellSyntaxError("a quoted here-document with a line ending in a backslash")
     parsable = _QUOTED_HEREDOC.sub(r"<<\1\2 \4 ", line)
     parsable = _ESCAPED_HEREDOC.sub(r"<<\1\2 \3", parsable)
     try:
@@ -438,6 +442,9 @@ class _Walker:
     def _word(self, node: Any) -> Word:
         raw = self.line[node.pos[0] : node.pos[1]]
         dynamic = [p for p in node.parts or () if p.kind != "tilde"]
+        for part in dynamic:
+            if part.kind == "parameter":
+                _check_parameter(str(getattr(part, "value", "")))
         home = _HOME_PREFIX.match(raw)
         if home and len(dynamic) == 1 and getattr(dynamic[0], "value", None) == "HOME":
             raw = home.group(1) + "~" + raw[home.end() :]  # $HOME/x reads as ~/x
@@ -454,6 +461,28 @@ class _Walker:
 
 
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_NUMERIC_OFFSET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*:[ 0-9-]*(?::[ 0-9-]*)?")
+
+
+def _check_parameter(value: str) -> None:
+    """Refuse ``${...}`` forms that run commands or expand a value twice.
+
+    bashlex keeps the inside of ``${x:-$(cmd)}`` as text, so a command there would go
+    unseen; ``${x@P}`` expands a value like a prompt, and ``${x:$y}`` evaluates ``$y``
+    as arithmetic (where array subscripts run commands).
+    """
+    if "$(" in value or "`" in value or "<(" in value or ">(" in value:
+        raise ShellSyntaxError(f"${{{value[:40]}}} runs a command inside a parameter expansion")
+    if re.search(r"@[PEAKa]$", value):
+        raise ShellSyntaxError(f"${{{value[:40]}}} expands a value a second time")
+    bare = value.lstrip("!#")
+    name = _NAME.match(bare)
+    rest = bare[name.end() :] if name else ""
+    offset = rest.startswith(":") and rest[1:2] not in ("-", "=", "?", "+")
+    if offset and not _NUMERIC_OFFSET.fullmatch(bare):
+        raise ShellSyntaxError(f"${{{value[:40]}}} takes an arithmetic offset from a variable")
+
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -595,7 +624,6 @@ _XARGS_VALUED = words(
     "-a --arg-file -d --delimiter -E -I -L --max-lines -n --max-args -P "
     "--max-procs -s --max-chars --process-slot-var"
 )
-_ENV_VALUED = words("-u --unset -C --chdir -a --argv0")
 _WATCH_VALUED = frozenset({"-n", "--interval"})
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 _STDIN = Word("{stdin}", "unknown")
@@ -605,8 +633,10 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
     if depth > MAX_DEPTH:
         raise ShellSyntaxError(f"wrappers are nested more than {MAX_DEPTH} deep")
     argv, assignments = command.argv, command.assignments
-    while argv and argv[0].known and _ASSIGNMENT.match(argv[0].text) and not command.function:
-        # "sudo X=1 rm", "time X=1 rm": the assignment is not the program.
+    peel = bool(via) and via[-1] in _ASSIGNING_WRAPPERS and not command.function
+    while peel and argv and argv[0].known and _ASSIGNMENT.match(argv[0].text):
+        # "sudo X=1 rm", "time X=1 rm": the assignment is not the program (but after
+        # nohup, exec or command "X=1" is the program's name).
         name, _, value = argv[0].text.partition("=")
         assignments = (*assignments, (name.rstrip("+"), Word(value)))
         argv = argv[1:]
@@ -628,6 +658,10 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
         return
     name = posixpath.basename(command.argv[0].text)
     args = command.argv[1:]
+    if name in _NAME_TAKERS and any("$(" in w.text or "`" in w.text for w in args):
+        # printf -v 'a[$(cmd)]', test -v 'a[$(cmd)]': bash expands array subscripts in
+        # variable names, so quoted text runs.
+        raise ShellSyntaxError(f"{name} with a command inside a variable name")
     inner: list[RawCommand] = []
     label = name
     keep_self = False
@@ -677,7 +711,13 @@ def _expand(command: RawCommand, via: tuple[str, ...], depth: int) -> Iterator[S
         if script is not None:
             inner = _reparse([script], f"{name} -c")
             label = f"{name} -c"
-        keep_self = script is None or name == "su"
+        # An interactive shell or one given an rc file runs a script before the -c one.
+        startup = any(
+            w.text in ("--rcfile", "--init-file", "--login", "-l")
+            or (w.text.startswith("-") and not w.text.startswith("--") and "i" in w.text)
+            for w in args
+        )
+        keep_self = script is None or name == "su" or startup
     elif name == "find":
         inner = _find_exec(args)
         keep_self = True
@@ -726,6 +766,24 @@ def _r(valued: str = "", script: str = "", skip: int = 0) -> _Runner:
     return _Runner(frozenset(valued.split()), frozenset(script.split()), skip)
 
 
+# Options a runner program takes before its subcommand (npm --prefix . exec ...).
+RUNNER_GLOBALS: dict[str, frozenset[str]] = {
+    name: words(options)
+    for name, options in {
+        "npm": "--prefix -C -w --workspace --userconfig --cache",
+        "pnpm": "--dir -C --filter -F --workspace-dir",
+        "yarn": "--cwd",
+        "uv": "--directory --project --config-file --cache-dir -p --python",
+        "poetry": "-C --directory -P --project",
+        "pdm": "-p --project",
+        "hatch": "-e --env",
+        "tox": "--root -c --conf --workdir",
+        "conda": "-n --name -p --prefix",
+        "pipx": "--python",
+        "bundle": "--gemfile",
+        "nix": "--file -f",
+    }.items()
+}
 RUNNERS: dict[tuple[str, str | None], _Runner] = {
     ("uv", "run"): _r(
         "--with --with-editable --with-requirements -p --python --directory --project "
@@ -765,7 +823,8 @@ def _runner(name: str, args: Sequence[Word]) -> tuple[list[RawCommand], str] | N
     rest: Sequence[Word] = args
     label = name
     if spec is None:
-        first = next((k for k, w in enumerate(args) if not w.text.startswith("-")), None)
+        start, _ = _skip_options(args, RUNNER_GLOBALS.get(name, frozenset()), stop_at_dashes=False)
+        first = next((k for k in range(start, len(args)) if not args[k].text.startswith("-")), None)
         if first is None or not args[first].known:
             return None
         sub = args[first].text
@@ -798,11 +857,20 @@ def _runner(name: str, args: Sequence[Word]) -> tuple[list[RawCommand], str] | N
 def _fd_exec(args: Sequence[Word]) -> list[RawCommand]:
     out: list[RawCommand] = []
     for k, word in enumerate(args):
-        if word.text in ("-x", "--exec", "-X", "--exec-batch") and word.known:
-            end = next((j for j in range(k + 1, len(args)) if args[j].text == ";"), len(args))
-            argv = tuple(Word(w.text, "unknown") if "{" in w.text else w for w in args[k + 1 : end])
-            if argv:
-                out.append(RawCommand((*argv, _STDIN)))
+        text = word.text
+        long_form = text.startswith(("--exec=", "--exec-batch="))
+        cluster = (
+            not text.startswith("--") and text.startswith("-") and any(c in text for c in "xX")
+        )
+        if not word.known or not (text in ("--exec", "--exec-batch") or long_form or cluster):
+            continue
+        end = next((j for j in range(k + 1, len(args)) if args[j].text == ";"), len(args))
+        first = (Word(text.split("=", 1)[1]),) if long_form else ()
+        argv = tuple(
+            Word(w.text, "unknown") if "{" in w.text else w for w in (*first, *args[k + 1 : end])
+        )
+        if argv:
+            out.append(RawCommand((*argv, _STDIN)))
     return out
 
 
@@ -830,54 +898,92 @@ def _has_flag(args: Sequence[Word], flags: frozenset[str]) -> bool:
     return False
 
 
-def _skip_options(args: Sequence[Word], valued: frozenset[str]) -> tuple[int, list[Word]]:
-    """Index of the first argument after the wrapper's own options, and their values."""
+def _skip_options(
+    args: Sequence[Word], valued: frozenset[str], *, stop_at_dashes: bool = True
+) -> tuple[int, list[Word]]:
+    """Index of the first argument after a program's own options, and their values.
+
+    Options are read as getopt reads them: a cluster ``-la`` is ``-l -a``, and the first
+    letter that takes a value takes the rest of the word or the next word (``exec -la
+    NAME cmd``); a long option may be abbreviated (``--chd=DIR`` is ``--chdir=DIR``).
+    """
     i = 0
     values: list[Word] = []
     while i < len(args):
         text = args[i].text
         if text == "--":
-            return i + 1, values
+            return (i + 1 if stop_at_dashes else i), values
         if not text.startswith("-") or text == "-" or not args[i].known:
             return i, values
-        name, eq, value = text.partition("=")
-        if eq and name in valued:
-            values.append(Word(value))
-        elif text in valued:
-            if i + 1 < len(args):
-                values.append(args[i + 1])
-            i += 2
-            continue
-        elif not text.startswith("--") and len(text) > 2 and text[:2] in valued:
-            values.append(Word(text[2:]))  # "-uroot", "-ofile"
         i += 1
+        if text.startswith("--"):
+            name, eq, value = text.partition("=")
+            name = _long_option(name, valued)
+            if name in valued:
+                if eq:
+                    values.append(Word(value))
+                elif i < len(args):
+                    values.append(args[i])
+                    i += 1
+            continue
+        for k, letter in enumerate(text[1:], start=2):
+            if f"-{letter}" in valued:
+                rest = text[k:].removeprefix("=")
+                if rest:
+                    values.append(Word(rest))
+                elif i < len(args):
+                    values.append(args[i])
+                    i += 1
+                break
     return i, values
 
 
+def _long_option(name: str, known: frozenset[str]) -> str:
+    """``name`` itself, or the one known long option it abbreviates."""
+    if name in known or len(name) < 4:
+        return name
+    matches = [option for option in known if option.startswith(name) and option[:2] == "--"]
+    return matches[0] if len(matches) == 1 else name
+
+
 def _env(args: Sequence[Word]) -> tuple[list[RawCommand], bool]:
+    """``env [OPTIONS] [NAME=VALUE]... [COMMAND]``, options read as getopt reads them."""
     i = 0
     assignments: list[tuple[str, Word]] = []
     directories: list[Word] = []
     while i < len(args):
-        text = args[i].text
+        word = args[i]
+        text = word.text
         if text == "--":
             i += 1
             break
-        if text.startswith(("--chdir=", "-C")) and text not in ("-C",):
-            directories.append(Word(text.split("=", 1)[1] if "=" in text else text[2:]))
-            i += 1
-        elif text in _ENV_VALUED:
-            if text in ("-C", "--chdir") and i + 1 < len(args):
-                directories.append(args[i + 1])
-            i += 2
-        elif text.startswith("-"):  # "-" alone is -i
-            if text in ("-S", "--split-string") and i + 1 < len(args):
-                return _split_string(args[i + 1 :]), False
-            if text.startswith(("-S", "--split-string=")):
-                rest = text.split("=", 1)[1] if "=" in text else text[2:]
-                return _split_string([Word(rest, args[i].kind), *args[i + 1 :]]), False
-            i += 1
-        else:
+        if not text.startswith("-") or not word.known:
+            break
+        i += 1
+        if text == "-":
+            continue  # "-" alone is -i
+        if text.startswith("--"):
+            name, eq, value = text.partition("=")
+            name = _long_option(name, _ENV_LONG)
+            if name not in _ENV_LONG:
+                continue
+            taken = Word(value, word.kind) if eq else (args[i] if i < len(args) else None)
+            i += 0 if eq else 1
+            if name == "--split-string":
+                return _split_string([w for w in (taken, *args[i:]) if w is not None]), False
+            if name == "--chdir" and taken is not None:
+                directories.append(taken)
+            continue
+        for k, letter in enumerate(text[1:], start=2):
+            if letter not in "SuCa":
+                continue
+            rest = text[k:]
+            taken = Word(rest, word.kind) if rest else (args[i] if i < len(args) else None)
+            i += 0 if rest else 1
+            if letter == "S":
+                return _split_string([w for w in (taken, *args[i:]) if w is not None]), False
+            if letter == "C" and taken is not None:
+                directories.append(taken)
             break
     while i < len(args) and _ASSIGNMENT.match(args[i].text):
         name, _, value = args[i].text.partition("=")
@@ -894,6 +1000,9 @@ def _env(args: Sequence[Word]) -> tuple[list[RawCommand], bool]:
     return [command], False
 
 
+_ENV_LONG = frozenset({"--split-string", "--chdir", "--unset", "--argv0"})
+
+
 def _split_string(words: Sequence[Word]) -> list[RawCommand]:
     """``env -S STRING``: env splits STRING with rules of its own (``\\_`` is a space)."""
     if any("\\" in w.text or "$" in w.text for w in words):
@@ -901,6 +1010,11 @@ def _split_string(words: Sequence[Word]) -> list[RawCommand]:
     return _reparse(words, "env -S")
 
 
+_ASSIGNING_WRAPPERS = frozenset({"sudo", "doas", "time"})
+_NAME_TAKERS = frozenset(
+    {"printf", "test", "[", "[[", "declare", "typeset", "local", "read", "unset", "export",
+     "let", "readonly", "mapfile", "readarray", "eval", ":"}
+)  # fmt: skip
 _SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 _SU_VALUED = frozenset({"-s", "--shell", "-g", "--group", "-G", "--supp-group", "-w"})
 
