@@ -137,9 +137,19 @@ class Policy:
         """Decide one envelope."""
         facts = facts_for(envelope)
         parameters = envelope.parameters
+        first = facts.positionals[0] if facts.positionals else None
+        subcommand = first.text if first is not None and first.known else None
         for rule in self._candidates(envelope.protocol, envelope.tool):
+            # Shortcuts for what check() would refuse anyway: a missing parameter, or a
+            # literal subcommand the rule does not name.
             if rule.needs_parameter is not None and rule.needs_parameter not in parameters:
-                continue  # a shortcut: check() would fail on the missing parameter
+                continue
+            if (
+                subcommand is not None
+                and rule.needs_subcommand is not None
+                and subcommand not in rule.needs_subcommand
+            ):
+                continue
             matched, _ = rule.check_rest(envelope, facts)
             if matched:
                 return self._guard(envelope, self._from_rule(rule))

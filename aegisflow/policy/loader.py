@@ -301,6 +301,7 @@ class _Builder:
             credential=credential,
             approval_expiry=expiry,
             needs_parameter=_needed_parameter(when),
+            needs_subcommand=_needed_subcommand(when),
         )
 
     def rule_name(self, node: _Located, label: str, line: int) -> str:
@@ -577,6 +578,16 @@ def _needed_parameter(when: Conditions | None) -> str | None:
         if "." not in test.key and not is_glob(test.key):
             return test.key
     return None
+
+
+def _needed_subcommand(when: Conditions | None) -> frozenset[str] | None:
+    """The subcommands a rule can match, when they are a set of literal words."""
+    if when is None or when.subcommand is None or when.subcommand.multi:
+        return None
+    globs = when.subcommand.single.globs
+    if not globs or any(g.literal is None for g in globs):
+        return None
+    return frozenset(g.pattern for g in globs)
 
 
 def _line(node: _Located, key: str) -> int:

@@ -82,6 +82,18 @@ class Conditions:
     parameters: tuple[ParameterTest, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict)
     """The condition as written, to compare rules and to show in ``explain``."""
+    paths_only: bool = field(init=False)
+    """Only ``paths``: the most common shape (secrets, system files), checked quickly."""
+
+    def __post_init__(self) -> None:
+        others = (
+            self.parameters
+            or self.subcommand is not None
+            or self.flags
+            or self.global_flags
+            or self.args.globs
+        )
+        object.__setattr__(self, "paths_only", bool(self.paths.globs) and not others)
 
     def check(self, envelope: Envelope, facts: Facts, *, restricts: bool) -> tuple[Tri, str]:
         """Evaluate every condition; (result, explanation).
@@ -91,7 +103,7 @@ class Conditions:
         at least one and *every* one matches, so ``cat README.md .env`` is not allowed
         by a rule that allows reading ``*.md``.
         """
-        if restricts and self.paths.globs and not self._has_other_conditions():
+        if restricts and self.paths_only:
             # The most common shape (a secrets or system-files rule): one regex per path.
             for path in facts.paths:
                 if path.kind != "literal":
@@ -140,15 +152,6 @@ class Conditions:
         if maybe:
             return None, "; ".join(maybe)
         return True, "; ".join(notes)
-
-    def _has_other_conditions(self) -> bool:
-        return bool(
-            self.parameters
-            or self.subcommand is not None
-            or self.flags
-            or self.global_flags
-            or self.args.globs
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +294,8 @@ class Rule:
     approval_expiry: int | None = None
     needs_parameter: str | None = None
     """A top-level parameter without which the conditions cannot hold (an index hint)."""
+    needs_subcommand: frozenset[str] | None = None
+    """The literal subcommands the conditions accept, when that is all they accept."""
     restricts: bool = field(init=False)
     """Review and block rules restrict: they take "maybe" matches; allow rules do not."""
 

@@ -815,10 +815,15 @@ RUNNERS: dict[tuple[str, str | None], _Runner] = {
 }
 
 
+_RUNNER_PROGRAMS = frozenset(name for name, _ in RUNNERS)
+
+
 def _runner(name: str, args: Sequence[Word]) -> tuple[list[RawCommand], str] | None:
     """The command a runner (``uv run``, ``npx``, ``fd -x``) starts, if it is one."""
     if name == "fd":
         return _fd_exec(args), "fd -x"
+    if name not in _RUNNER_PROGRAMS:
+        return None
     spec = RUNNERS.get((name, None))
     rest: Sequence[Word] = args
     label = name
