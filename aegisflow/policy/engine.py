@@ -129,21 +129,24 @@ class Policy:
     unparseable: DecisionName
     rules: tuple[Rule, ...]
     source: str = "<policy>"
-    _memo: dict[tuple[str, str], tuple[Rule, ...]] = field(
+    _memo: dict[tuple[str, str, tuple[bool, ...]], tuple[Rule, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _gates: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    """The parameters some rule needs: which of them an envelope has is part of the index."""
+
+    def __post_init__(self) -> None:
+        gates = sorted({r.needs_parameter for r in self.rules if r.needs_parameter is not None})
+        object.__setattr__(self, "_gates", tuple(gates))
 
     def evaluate(self, envelope: Envelope) -> Decision:
         """Decide one envelope."""
         facts = facts_for(envelope)
-        parameters = envelope.parameters
         first = facts.positionals[0] if facts.positionals else None
         subcommand = first.text if first is not None and first.known else None
-        for rule in self._candidates(envelope.protocol, envelope.tool):
-            # Shortcuts for what check() would refuse anyway: a missing parameter, or a
-            # literal subcommand the rule does not name.
-            if rule.needs_parameter is not None and rule.needs_parameter not in parameters:
-                continue
+        for rule in self._candidates(envelope):
+            # A shortcut for what check() would refuse anyway: a literal subcommand the
+            # rule does not name. (Rules whose parameter is missing are not candidates.)
             if (
                 subcommand is not None
                 and rule.needs_subcommand is not None
@@ -181,11 +184,24 @@ class Policy:
 
     # -- internals --
 
-    def _candidates(self, protocol: str, tool: str) -> Sequence[Rule]:
-        key = (protocol, tool)
+    def _candidates(self, envelope: Envelope) -> Sequence[Rule]:
+        """The rules that can decide ``envelope``, in order, from a memoized index.
+
+        The index is keyed by protocol, tool and which of the parameters that rules need
+        (``env``, ``variables``, ...) the envelope has: a rule whose parameter is missing
+        cannot match, so it is left out of that key's list.
+        """
+        present = tuple(gate in envelope.parameters for gate in self._gates)
+        key = (envelope.protocol, envelope.tool, present)
         found = self._memo.get(key)
         if found is None:
-            found = tuple(r for r in self.rules if r.head_matches(protocol, tool))
+            missing = {gate for gate, has in zip(self._gates, present, strict=True) if not has}
+            found = tuple(
+                r
+                for r in self.rules
+                if r.head_matches(envelope.protocol, envelope.tool)
+                and r.needs_parameter not in missing
+            )
             if len(self._memo) < MAX_MEMO:
                 self._memo[key] = found
         return found
