@@ -24,6 +24,7 @@ from typing import Any
 
 from aegisflow.envelope import Envelope
 from aegisflow.policy.facts import facts_for
+from aegisflow.policy.glob import GlobSet, glob_set
 from aegisflow.policy.model import (
     STRICTNESS,
     CredentialSpec,
@@ -32,6 +33,12 @@ from aegisflow.policy.model import (
 )
 
 DEFAULT_RULE = "default"
+
+
+def _path_gated(rule: Rule) -> bool:
+    return rule.restricts and rule.when is not None and rule.when.paths_only
+
+
 UNPARSEABLE_RULE = "builtin:shell-unparseable"
 UNKNOWN_PROGRAM_RULE = "builtin:shell-unknown-program"
 MAX_MEMO = 4096
@@ -135,16 +142,27 @@ class Policy:
     _gates: tuple[str, ...] = field(init=False, compare=False, repr=False)
     """The parameters some rule needs: which of them an envelope has is part of the index."""
 
+    _path_gate: GlobSet = field(init=False, compare=False, repr=False)
+    """Every pattern of the restricting paths-only rules (secrets, system files), in one set."""
+
     def __post_init__(self) -> None:
         gates = sorted({r.needs_parameter for r in self.rules if r.needs_parameter is not None})
         object.__setattr__(self, "_gates", tuple(gates))
+        patterns = tuple(g for r in self.rules if _path_gated(r) for g in r.when.paths.globs)  # type: ignore[union-attr]
+        object.__setattr__(self, "_path_gate", glob_set(patterns))
 
     def evaluate(self, envelope: Envelope) -> Decision:
         """Decide one envelope."""
         facts = facts_for(envelope)
         first = facts.positionals[0] if facts.positionals else None
         subcommand = first.text if first is not None and first.known else None
+        # When no path can match any restricting paths-only rule, all of them are skipped
+        # at once (each would say "no path matches").
+        gate = self._path_gate
+        no_gated_path = all(p.kind == "literal" and not gate.match(p.text) for p in facts.paths)
         for rule in self._candidates(envelope):
+            if no_gated_path and _path_gated(rule):
+                continue
             # A shortcut for what check() would refuse anyway: a literal subcommand the
             # rule does not name. (Rules whose parameter is missing are not candidates.)
             if (
