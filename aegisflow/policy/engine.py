@@ -145,7 +145,11 @@ class Policy:
     _path_gate: GlobSet = field(init=False, compare=False, repr=False)
     """Every pattern of the restricting paths-only rules (secrets, system files), in one set."""
 
+    _decisions: dict[int, Decision] = field(init=False, compare=False, repr=False)
+    """What each rule decides: the same for every envelope it matches, so built once."""
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_decisions", {id(r): self._from_rule(r) for r in self.rules})
         gates = sorted({r.needs_parameter for r in self.rules if r.needs_parameter is not None})
         object.__setattr__(self, "_gates", tuple(gates))
         patterns = tuple(g for r in self.rules if _path_gated(r) for g in r.when.paths.globs)  # type: ignore[union-attr]
@@ -173,7 +177,7 @@ class Policy:
                 continue
             matched, _ = rule.check_rest(envelope, facts)
             if matched:
-                return self._guard(envelope, self._from_rule(rule))
+                return self._guard(envelope, self._decisions[id(rule)])
         return self._guard(envelope, self._default())
 
     def evaluate_all(self, envelopes: Iterable[Envelope]) -> Verdict:

@@ -170,11 +170,12 @@ def facts_for(envelope: Envelope) -> Facts:
     operands = [] if program in NO_PATH_PROGRAMS else [*positionals, *values]
     candidates = [*operands, *_redirect_words(params), *_wrapper_words(params)]
     paths = _paths(candidates, cwd, cwd_known=cwd_known, home_known=home_known)
+    all_flags = frozenset(flags)
     return Facts(
         tuple(argv),
         tuple(positionals),
-        frozenset(flags),
-        frozenset(flags) if global_flags is None else global_flags,
+        all_flags,
+        all_flags if global_flags is None else global_flags,
         tuple(long_flags),
         options_unknown,
         paths,
@@ -275,7 +276,18 @@ def _redirect_words(params: Mapping[str, Any]) -> list[Word]:
 
 def _paths(words: list[Word], cwd: str, *, cwd_known: bool, home_known: bool) -> tuple[Word, ...]:
     out: list[Word] = []
+    simple_base = cwd_known and cwd.startswith("/") and cwd != "/"
     for word in words:
+        text = word.text
+        if (
+            simple_base
+            and word.kind == "literal"
+            and not text.startswith("/")
+            and not _SPECIAL_PATH.search(text)
+            and not _NEEDS_FOLDING.search(text)
+        ):
+            out.append(Word(f"{cwd}/{text}"))  # the common case: a plain relative operand
+            continue
         # ".." after a directory that is a link (/proc/self/cwd, /dev/fd) is not lexical.
         through_link = ".." in word.text and _LINK_DIRS.search(f"{cwd}/{word.text}")
         for path in _path_forms(word, cwd, cwd_known=cwd_known):
