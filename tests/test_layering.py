@@ -10,6 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "aegisflow"
 
 PURE_CORE = [
+    "approvals.py",
     "canonical.py",
     "envelope.py",
     "errors.py",

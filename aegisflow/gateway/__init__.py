@@ -1,0 +1,1 @@
+"""The HTTP gateway (aiohttp): thin handlers over :mod:`aegisflow.service`."""

@@ -1,0 +1,252 @@
+"""The aiohttp application: routes, authentication, and the one place errors become HTTP.
+
+Handlers only translate: they authenticate, parse JSON, call
+:class:`~aegisflow.service.Governance`, and shape the answer as the walkthrough shows it.
+Decisions (allow, block, review) are answered with 200 and the JSON-RPC style ``error``
+object the agent bridge relays (``-32001`` block, ``-32002`` approval required); HTTP
+errors are for requests that could not be decided at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from aegisflow.approvals import (
+    Approval,
+    ApprovalError,
+    ApprovalForbidden,
+    Principal,
+    UnknownApproval,
+)
+from aegisflow.auth import ApiKeys, Unauthenticated
+from aegisflow.errors import AegisError, InputError, OperationalError
+from aegisflow.ledger.entry import validate_session_id
+from aegisflow.service import ActionOutcome, Governance
+
+GOVERNANCE = web.AppKey("governance", Governance)
+KEYS = web.AppKey("keys", ApiKeys)
+BASE_URL = web.AppKey("base_url", str)
+MAX_BODY = 1 << 20
+BLOCK_CODE = -32001
+REVIEW_CODE = -32002
+SESSION_HEADER = "X-AegisFlow-Session"
+
+log = logging.getLogger("aegisflow.actions")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Forbidden(AegisError):
+    reference = "forbidden"
+
+
+def create_app(governance: Governance, keys: ApiKeys, *, base_url: str) -> web.Application:
+    """The gateway application (see the module docstring for its contract)."""
+    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+    app[GOVERNANCE] = governance
+    app[KEYS] = keys
+    app[BASE_URL] = base_url.rstrip("/")
+    app.router.add_get("/health", health)
+    app.router.add_post("/admin/v1/test-action", action)
+    app.router.add_post("/v1/actions", action)
+    app.router.add_get("/admin/v1/approvals", list_approvals)
+    app.router.add_get("/admin/v1/approvals/{id}", show_approval)
+    app.router.add_post("/admin/v1/approvals/{id}/approve", approve)
+    app.router.add_post("/admin/v1/approvals/{id}/deny", deny)
+    return app
+
+
+# -- handlers -----------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    governance = request.app[GOVERNANCE]
+    return web.json_response(
+        {
+            "status": "ok",
+            "policy": governance.policy.name,
+            "policy_hash": governance.policy.content_hash,
+            "ledger_entries": governance.ledger.size,
+            "pending_approvals": len(governance.queue.pending(governance.clock())),
+        }
+    )
+
+
+async def action(request: web.Request) -> web.Response:
+    principal = _authorize(request, "agent", "admin")
+    started = time.perf_counter()
+    data = await _json(request)
+    session = request.headers.get(SESSION_HEADER)
+    if session is not None:
+        validate_session_id(session)
+    outcome = await request.app[GOVERNANCE].act(data, principal, session=session)
+    latency_us = int((time.perf_counter() - started) * 1e6)
+    log.info(
+        json.dumps(
+            {
+                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "level": "info",
+                "msg": "action evaluated",
+                "envelope_id": outcome.envelope.envelope_id,
+                "tool": outcome.envelope.tool,
+                "decision": outcome.decision.decision,
+                "latency_us": latency_us,
+            }
+        )
+    )
+    return web.json_response(_action_json(outcome, request.app[BASE_URL]))
+
+
+async def list_approvals(request: web.Request) -> web.Response:
+    _authorize(request, "agent", "reviewer", "admin", "auditor")
+    governance = request.app[GOVERNANCE]
+    pending = governance.queue.pending(governance.clock())
+    return web.json_response({"pending": [_pending_json(a) for a in pending]})
+
+
+async def show_approval(request: web.Request) -> web.Response:
+    _authorize(request, "agent", "reviewer", "admin", "auditor")
+    approval = request.app[GOVERNANCE].queue.get(request.match_info["id"])
+    return web.json_response(approval.to_dict())
+
+
+async def approve(request: web.Request) -> web.Response:
+    return await _decide(request, approved=True)
+
+
+async def deny(request: web.Request) -> web.Response:
+    return await _decide(request, approved=False)
+
+
+async def _decide(request: web.Request, *, approved: bool) -> web.Response:
+    principal = _authorize(request, "reviewer", "admin")
+    data = await _json(request, allow_empty=True)
+    unknown = set(data) - {"comment", "reviewer", "reason"}
+    if unknown:
+        raise InputError(f"unknown fields: {', '.join(sorted(unknown))}")
+    comment = data.get("comment", data.get("reason"))
+    reviewer = data.get("reviewer")
+    if reviewer is not None and not isinstance(reviewer, str):
+        raise InputError("reviewer must be a string")
+    decided, evidence = await request.app[GOVERNANCE].decide(
+        request.match_info["id"],
+        principal,
+        approved=approved,
+        comment=comment,
+        reviewer=reviewer,
+    )
+    stamp = "approved_at" if approved else "denied_at"
+    out: dict[str, Any] = {
+        "envelope_id": decided.approval_id,
+        "status": decided.status,
+        "reviewer": decided.reviewer,
+        stamp: decided.to_dict()["decided_at"],
+    }
+    if decided.comment:
+        out["comment"] = decided.comment
+    out["evidence_hash"] = evidence
+    return web.json_response(out)
+
+
+# -- shaping --------------------------------------------------------------------------------
+
+
+def _action_json(outcome: ActionOutcome, base_url: str) -> dict[str, Any]:
+    envelope, decision = outcome.envelope, outcome.decision
+    out: dict[str, Any] = {
+        "envelope_id": envelope.envelope_id,
+        "decision": decision.decision,
+        "matched_rule": decision.matched_rule,
+        "policy": decision.policy,
+    }
+    if decision.decision == "block":
+        data: dict[str, Any] = {"reason": decision.reason}
+        if decision.suggested_alternative:
+            data["suggested_alternative"] = decision.suggested_alternative
+        message = (
+            f"approval refused: {outcome.refusal}"
+            if outcome.refusal
+            else f"policy: {envelope.tool} is blocked by {decision.policy} policy"
+        )
+        out["error"] = {"code": BLOCK_CODE, "message": message, "data": data}
+    elif decision.decision == "review":
+        queued = outcome.queued_at
+        out["error"] = {
+            "code": REVIEW_CODE,
+            "message": "approval required: action queued for human review",
+            "data": {
+                "approval_url": f"{base_url}/admin/v1/approvals/{envelope.envelope_id}",
+                "queued_at": queued.strftime("%Y-%m-%dT%H:%M:%SZ") if queued else None,
+            },
+        }
+    out["evidence_hash"] = outcome.evidence_hash
+    return out
+
+
+def _pending_json(approval: Approval) -> dict[str, Any]:
+    full = approval.to_dict()
+    keys = ("envelope_id", "actor", "tool", "target", "parameters", "queued_at", "justification")
+    return {k: full[k] for k in keys if k in full}
+
+
+# -- plumbing -------------------------------------------------------------------------------
+
+
+def _authorize(request: web.Request, *roles: str) -> Principal:
+    principal = request.app[KEYS].authenticate(request.headers.get("X-API-Key"))
+    if not principal.has(*roles):
+        raise Forbidden(f"{principal.name} lacks the role for this route ({', '.join(roles)})")
+    return principal
+
+
+async def _json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw and allow_empty:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"the body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError("the body must be a JSON object")
+    return data
+
+
+_STATUS: tuple[tuple[type[AegisError], int], ...] = (
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (ApprovalForbidden, 403),
+    (UnknownApproval, 404),
+    (ApprovalError, 409),
+    (InputError, 400),
+    (OperationalError, 503),
+)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place errors become HTTP: JSON bodies, never a traceback."""
+    try:
+        return await handler(request)
+    except AegisError as e:
+        status = next((code for kind, code in _STATUS if isinstance(e, kind)), 400)
+        body: dict[str, Any] = {"code": e.reference, "message": e.message}
+        if e.hint:
+            body["hint"] = e.hint
+        return web.json_response({"error": body}, status=status)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return web.json_response({"error": {"code": "http", "message": e.reason}}, status=e.status)
+    except Exception:
+        logging.getLogger("aegisflow.gateway").exception("unexpected error")
+        return web.json_response(
+            {"error": {"code": "internal", "message": "internal error; see the server log"}},
+            status=500,
+        )

@@ -1,0 +1,199 @@
+"""The application service: evaluate, record, park, approve. HTTP, MCP and hooks call it.
+
+This is where the contextual decisions live (who the actor is, whether an approval
+applies, what is written to the ledger); the policy engine stays pure and the HTTP layer
+only translates. Every decision is durable in the ledger before it is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aegisflow.approvals import (
+    APPROVED_PREFIX,
+    Approval,
+    ApprovalError,
+    ApprovalQueue,
+    Principal,
+)
+from aegisflow.envelope import Actor, Envelope, InvalidAction
+from aegisflow.errors import InputError
+from aegisflow.ledger.entry import format_time
+from aegisflow.ledger.ledger import Ledger, utc_now
+from aegisflow.ledger.reading import list_sessions, session_entries
+from aegisflow.policy.engine import Decision, Policy
+from aegisflow.policy.normalize import action_envelopes
+from aegisflow.policy.record import decision_body
+
+Clock = Callable[[], datetime]
+MAX_COMMENT = 2000
+REFUSED_RULE = "approval-refused"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionOutcome:
+    """What one call decided: the deciding envelope, its decision and its ledger entry."""
+
+    envelope: Envelope
+    decision: Decision
+    evidence_hash: str
+    queued_at: datetime | None = None
+    refusal: str | None = None
+
+
+class Governance:
+    """One policy, one ledger, one approval queue."""
+
+    def __init__(self, *, policy: Policy, ledger: Ledger, clock: Clock = utc_now) -> None:
+        self.policy = policy
+        self.ledger = ledger
+        self.clock = clock
+        self.queue = ApprovalQueue()
+        self._lock = asyncio.Lock()
+
+    def restore(self) -> int:
+        """Rebuild the approval queue from the ledger; returns the entries read."""
+        storage = self.ledger.storage
+        entries: list[tuple[int, str, Mapping[str, Any]]] = []
+        for info in list_sessions(storage):
+            for stored in session_entries(storage, info.session):
+                entry = stored.entry
+                entries.append((entry.index, entry.type, entry.body))
+        entries.sort(key=lambda item: item[0])
+        self.queue.replay((kind, body) for _, kind, body in entries)
+        return len(entries)
+
+    # -- actions --
+
+    async def act(
+        self, data: object, principal: Principal, *, session: str | None
+    ) -> ActionOutcome:
+        """Decide and record one call.
+
+        Raises:
+            InvalidAction: On a malformed action (nothing is recorded).
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidAction("the action must be a JSON object")
+        actor = _actor(data.get("actor"), principal, session)
+        body = {k: v for k, v in data.items() if k != "actor"}
+        envelopes = action_envelopes(body, actor=actor)
+        now = self.clock()
+        if len(envelopes) == 1 and envelopes[0].approval_ref is not None:
+            return await self._retry(envelopes[0], now)
+        verdict = self.policy.evaluate_all(envelopes)
+        receipts = await asyncio.gather(*(self._record(e, d, now) for e, d in verdict.items))
+        deciding, decision = verdict.deciding
+        index = next(k for k, (e, _) in enumerate(verdict.items) if e is deciding)
+        queued_at = None
+        if decision.decision == "review":
+            self.queue.park(deciding, decision, now)
+            queued_at = now
+        return ActionOutcome(
+            envelope=deciding,
+            decision=decision,
+            evidence_hash=receipts[index],
+            queued_at=queued_at,
+        )
+
+    async def _retry(self, envelope: Envelope, now: datetime) -> ActionOutcome:
+        ref = envelope.approval_ref or ""
+        async with self._lock:  # single use: check and consume without interleaving
+            try:
+                approval = self.queue.check_retry(ref, envelope, now)
+            except (ApprovalError, InputError) as e:
+                refused = Decision(
+                    decision="block",
+                    matched_rule=REFUSED_RULE,
+                    reason=e.message,
+                    policy=self.policy.name,
+                    policy_hash=self.policy.content_hash,
+                )
+                evidence = await self._record(envelope, refused, now)
+                return ActionOutcome(
+                    envelope=envelope, decision=refused, evidence_hash=evidence, refusal=e.message
+                )
+            reviewed = self.policy.evaluate(envelope)
+            allowed = Decision(
+                decision="allow",
+                matched_rule=APPROVED_PREFIX + approval.approval_id,
+                reason=f"approved by {approval.reviewer}",
+                policy=self.policy.name,
+                policy_hash=self.policy.content_hash,
+                credential=reviewed.credential,
+            )
+            evidence = await self._record(envelope, allowed, now)
+            self.queue.consume(approval.approval_id)
+        return ActionOutcome(envelope=envelope, decision=allowed, evidence_hash=evidence)
+
+    async def _record(self, envelope: Envelope, decision: Decision, now: datetime) -> str:
+        body = decision_body(envelope, decision)
+        if decision.decision == "review":
+            expiry = decision.approval_expiry or 1800
+            body["queued_at"] = format_time(now)
+            body["expires_at"] = format_time(now + timedelta(seconds=expiry))
+            body["approvers"] = list(decision.approvers)
+        receipt = await self.ledger.append_async(envelope.session, "decision", body)
+        return receipt.entry_hash
+
+    # -- approvals --
+
+    async def decide(
+        self,
+        approval_id: str,
+        principal: Principal,
+        *,
+        approved: bool,
+        comment: str | None,
+        reviewer: str | None = None,
+    ) -> tuple[Approval, str]:
+        """Approve or deny; the reviewer recorded is the authenticated principal.
+
+        Raises:
+            UnknownApproval, ApprovalForbidden, ApprovalError: As the queue decides.
+            InputError: If ``reviewer`` names someone other than the caller.
+        """
+        if reviewer is not None and reviewer != principal.name:
+            raise InputError(
+                f"reviewer {reviewer!r} is not the authenticated principal {principal.name!r}",
+                hint="use the API key of the person approving",
+            )
+        if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
+            raise InputError(f"comment must be a string of at most {MAX_COMMENT} characters")
+        async with self._lock:
+            now = self.clock()
+            approval = self.queue.check_decider(approval_id, principal, now)
+            body: dict[str, Any] = {
+                "envelope_id": approval.approval_id,
+                "tool": approval.envelope.tool,
+                "target": approval.envelope.target,
+                "action_digest": approval.action_digest,
+                "policy_hash": approval.policy_hash,
+                "reviewer": principal.name,
+                "decided_at": format_time(now),
+            }
+            if comment:
+                body["comment"] = comment
+            kind = "approval" if approved else "denial"
+            receipt = await self.ledger.append_async(approval.envelope.session, kind, body)
+            decided = self.queue.decide(
+                approval_id, approved=approved, reviewer=principal.name, comment=comment, now=now
+            )
+        return decided, receipt.entry_hash
+
+
+def _actor(given: object, principal: Principal, session: str | None) -> Actor:
+    """The actor of a call: agent and session from the body or headers, principal from the key."""
+    agent, chosen = principal.name, session
+    if isinstance(given, Mapping):
+        agent = str(given.get("agent") or agent)
+        chosen = given.get("session") or chosen
+    elif given is not None:
+        raise InvalidAction("actor must be an object with agent and session")
+    return Actor(
+        agent=agent, session=str(chosen or f"{principal.name}-default"), principal=principal.name
+    )

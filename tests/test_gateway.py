@@ -1,0 +1,261 @@
+"""The HTTP gateway over a real git ledger: the walkthrough's requests and their refusals."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import FakeClock
+from policy_helpers import pack
+
+from aegisflow.approvals import Principal
+from aegisflow.auth import ApiKeys, KeyRecord, key_hash
+from aegisflow.gateway.app import create_app
+from aegisflow.ledger.gitstore import GitStorage
+from aegisflow.ledger.ledger import Ledger
+from aegisflow.ledger.reading import session_entries
+from aegisflow.service import Governance
+
+SESSION = "sess-2026-04-06-1422"
+AGENT_KEY = "starter-key-001"
+ALICE_KEY = "alice-key-0001"
+BASE = "http://localhost:8081"
+GET_FILE = {
+    "protocol": "git",
+    "tool": "github.get_file_contents",
+    "target": "aegisflow/aegisflow",
+    "capability": "read",
+}
+PYTEST = {
+    "protocol": "shell",
+    "tool": "shell.pytest",
+    "target": "/workspace",
+    "capability": "execute",
+}
+RM = {"protocol": "shell", "tool": "shell.rm", "target": "/workspace", "capability": "delete"}
+PR = {
+    "protocol": "git",
+    "tool": "github.create_pull_request",
+    "target": "aegisflow/aegisflow",
+    "capability": "write",
+    "parameters": {
+        "title": "fix: stabilize flaky TestEvidenceChain_Concurrent",
+        "head": "claude/fix-flaky-evidence-test",
+        "base": "main",
+    },
+    "justification": "fixes intermittent failure in TestEvidenceChain_Concurrent",
+}
+
+
+def keys() -> ApiKeys:
+    return ApiKeys(
+        [
+            KeyRecord(
+                key_hash(AGENT_KEY), Principal(name="claude-code", roles=frozenset({"agent"}))
+            ),
+            KeyRecord(key_hash(ALICE_KEY), Principal(name="alice", roles=frozenset({"reviewer"}))),
+        ]
+    )
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Any, make_git_ledger: Callable[[], Ledger], clock: FakeClock
+) -> TestClient:
+    governance = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    client: TestClient = await aiohttp_client(create_app(governance, keys(), base_url=BASE))
+    return client
+
+
+async def post(client: TestClient, path: str, body: object, key: str = AGENT_KEY) -> Any:
+    headers = {"X-API-Key": key, "X-AegisFlow-Session": SESSION}
+    response = await client.post(path, json=body, headers=headers)
+    return response.status, await response.json()
+
+
+async def test_walkthrough_decisions(client: TestClient) -> None:
+    status, allowed = await post(client, "/admin/v1/test-action", GET_FILE)
+    assert status == 200
+    assert {k: allowed[k] for k in ("decision", "matched_rule", "policy")} == {
+        "decision": "allow",
+        "matched_rule": "git:github.get_*",
+        "policy": "pr-writer",
+    }
+    assert len(allowed["evidence_hash"]) == 64
+    _, tests = await post(client, "/admin/v1/test-action", PYTEST)
+    assert (tests["decision"], tests["matched_rule"]) == ("allow", "shell:shell.pytest")
+    _, blocked = await post(client, "/admin/v1/test-action", RM)
+    assert blocked["error"] == {
+        "code": -32001,
+        "message": "policy: shell.rm is blocked by pr-writer policy",
+        "data": {
+            "reason": "destructive shell command",
+            "suggested_alternative": "use git clean -fdx via shell.git",
+        },
+    }
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    approval_id = review["envelope_id"]
+    assert review["decision"] == "review"
+    assert review["matched_rule"] == "git:github.create_pull_request"
+    assert review["error"]["code"] == -32002
+    assert review["error"]["message"] == "approval required: action queued for human review"
+    assert review["error"]["data"]["approval_url"] == f"{BASE}/admin/v1/approvals/{approval_id}"
+
+    listing = await client.get("/admin/v1/approvals", headers={"X-API-Key": AGENT_KEY})
+    (pending,) = (await listing.json())["pending"]
+    assert pending["envelope_id"] == approval_id
+    assert pending["actor"] == {
+        "agent": "claude-code",
+        "session": SESSION,
+        "principal": "claude-code",
+    }
+    assert pending["parameters"] == PR["parameters"]
+    assert pending["queued_at"] == review["error"]["data"]["queued_at"]
+
+    status, _ = await post(
+        client, f"/admin/v1/approvals/{approval_id}/approve", {"comment": "x"}, key=AGENT_KEY
+    )
+    assert status == 403
+
+    status, approved = await post(
+        client,
+        f"/admin/v1/approvals/{approval_id}/approve",
+        {"reviewer": "alice", "comment": "diff looks correct, scoped to the test file"},
+        key=ALICE_KEY,
+    )
+    assert status == 200
+    assert (approved["status"], approved["reviewer"]) == ("approved", "alice")
+    assert approved["comment"] == "diff looks correct, scoped to the test file"
+
+    _, retried = await post(client, "/admin/v1/test-action", {**PR, "approval_ref": approval_id})
+    assert (retried["decision"], retried["matched_rule"]) == ("allow", f"approved:{approval_id}")
+
+    _, again = await post(client, "/admin/v1/test-action", {**PR, "approval_ref": approval_id})
+    assert again["decision"] == "block"
+    assert again["error"]["message"] == f"approval refused: approval {approval_id} is consumed"
+
+
+async def test_ledger_holds_every_decision_and_the_approval(
+    client: TestClient, git_path: Any
+) -> None:
+    for body in (GET_FILE, PYTEST, RM):
+        await post(client, "/admin/v1/test-action", body)
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    await post(
+        client, f"/admin/v1/approvals/{review['envelope_id']}/approve", {"comment": "ok"}, ALICE_KEY
+    )
+    await post(client, "/admin/v1/test-action", {**PR, "approval_ref": review["envelope_id"]})
+    storage = GitStorage(git_path)
+    kinds = [
+        (s.entry.type, s.entry.body.get("decision")) for s in session_entries(storage, SESSION)
+    ]
+    storage.close()
+    assert kinds == [
+        ("decision", "allow"),
+        ("decision", "allow"),
+        ("decision", "block"),
+        ("decision", "review"),
+        ("approval", None),
+        ("decision", "allow"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "key", "status", "code"),
+    [
+        ("/admin/v1/test-action", GET_FILE, None, 401, "unauthenticated"),
+        ("/admin/v1/test-action", GET_FILE, "wrong-key", 401, "unauthenticated"),
+        ("/admin/v1/test-action", GET_FILE, ALICE_KEY, 403, "forbidden"),
+        ("/admin/v1/test-action", [1, 2], AGENT_KEY, 400, "invalid-input"),
+        ("/admin/v1/test-action", {**GET_FILE, "bogus": 1}, AGENT_KEY, 400, "invalid-action"),
+        (
+            "/admin/v1/test-action",
+            {**GET_FILE, "protocol": "ftp"},
+            AGENT_KEY,
+            400,
+            "invalid-action",
+        ),
+        ("/admin/v1/approvals/nope/approve", {}, ALICE_KEY, 404, "approval-unknown"),
+    ],
+)
+async def test_bad_requests_get_precise_errors(
+    client: TestClient, path: str, body: object, key: str | None, status: int, code: str
+) -> None:
+    headers = {"X-API-Key": key} if key else {}
+    response = await client.post(path, json=body, headers=headers)
+    assert response.status == status
+    assert (await response.json())["error"]["code"] == code
+
+
+async def test_malformed_json_and_hostile_session(client: TestClient) -> None:
+    response = await client.post(
+        "/admin/v1/test-action", data=b"{not json", headers={"X-API-Key": AGENT_KEY}
+    )
+    assert response.status == 400
+    response = await client.post(
+        "/admin/v1/test-action",
+        json=GET_FILE,
+        headers={"X-API-Key": AGENT_KEY, "X-AegisFlow-Session": "../../etc"},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid-session-id"
+    response = await client.post(
+        "/admin/v1/test-action", data=io.BytesIO(b"x" * (2 << 20)), headers={"X-API-Key": AGENT_KEY}
+    )
+    assert response.status == 413
+
+
+async def test_changed_action_cannot_use_the_approval(client: TestClient) -> None:
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    approval_id = review["envelope_id"]
+    await post(client, f"/admin/v1/approvals/{approval_id}/approve", {}, ALICE_KEY)
+    changed = {
+        **PR,
+        "parameters": {**PR["parameters"], "base": "release"},
+        "approval_ref": approval_id,
+    }
+    _, refused = await post(client, "/admin/v1/test-action", changed)
+    assert refused["decision"] == "block"
+    assert "different action" in refused["error"]["message"]
+    _, retried = await post(client, "/admin/v1/test-action", {**PR, "approval_ref": approval_id})
+    assert retried["decision"] == "allow"  # the refusal did not consume it
+
+
+async def test_reviewer_must_be_the_key_holder(client: TestClient) -> None:
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    status, body = await post(
+        client,
+        f"/admin/v1/approvals/{review['envelope_id']}/approve",
+        {"reviewer": "mallory"},
+        ALICE_KEY,
+    )
+    assert status == 400
+    assert "not the authenticated principal" in body["error"]["message"]
+
+
+async def test_restart_restores_the_queue_from_the_ledger(
+    aiohttp_client: Any, make_git_ledger: Callable[[], Ledger], clock: FakeClock
+) -> None:
+    first = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    client = await aiohttp_client(create_app(first, keys(), base_url=BASE))
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    _, other = await post(client, "/admin/v1/test-action", {**PR, "target": "aegisflow/other"})
+    await post(client, f"/admin/v1/approvals/{other['envelope_id']}/approve", {}, ALICE_KEY)
+    await client.close()
+    first.ledger.close()
+
+    second = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    assert second.restore() == 3
+    pending = second.queue.pending(clock())
+    assert [a.approval_id for a in pending] == [review["envelope_id"]]
+    assert second.queue.get(other["envelope_id"]).status == "approved"
+    client = await aiohttp_client(create_app(second, keys(), base_url=BASE))
+    _, retried = await post(
+        client,
+        "/admin/v1/test-action",
+        {**PR, "target": "aegisflow/other", "approval_ref": other["envelope_id"]},
+    )
+    assert retried["matched_rule"] == f"approved:{other['envelope_id']}"
