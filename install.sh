@@ -7,6 +7,10 @@ cd "$(dirname "$0")"
 bash scripts/bootstrap
 .venv/bin/aegisctl keys init
 .venv/bin/aegisflow ledger init
+if [ ! -f keys/api-keys.json ]; then
+  # The walkthrough's demo key (loopback only); aegisctl keys api-key makes real ones.
+  .venv/bin/aegisctl keys api-key --principal claude-code --role agent --key starter-key-001
+fi
 echo
 .venv/bin/aegisctl policy check policies/*.yaml
 echo

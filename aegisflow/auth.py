@@ -99,3 +99,26 @@ def _principal(name: object, roles: object) -> Principal:
     if not isinstance(roles, list) or not roles or not set(roles) <= ROLES:
         raise ValueError(f"roles must be a non-empty list of {', '.join(sorted(ROLES))}")
     return Principal(name=name, roles=frozenset(roles))
+
+
+def add_key(path: Path, key: str, principal: str, roles: list[str]) -> None:
+    """Add ``key`` (stored hashed) for ``principal`` to the key file, creating it 0600.
+
+    Raises:
+        OperationalError: If the file exists but is malformed.
+        InputError: If the principal or roles are invalid.
+    """
+    try:
+        _principal(principal, roles)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    data: dict[str, list[dict[str, object]]] = {"keys": []}
+    if path.exists():
+        ApiKeys.load(path)  # refuse to extend a malformed file
+        data = json.loads(path.read_text(encoding="utf-8"))
+    digest = key_hash(key)
+    data["keys"] = [k for k in data["keys"] if k.get("sha256") != digest]
+    data["keys"].append({"sha256": digest, "principal": principal, "roles": sorted(roles)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -43,3 +43,12 @@ class Paths:
     @property
     def allowed_signers(self) -> Path:
         return self.keys / ALLOWED_SIGNERS
+
+    @property
+    def api_keys(self) -> Path:
+        """Hashed API keys the service accepts (``aegisctl keys api-key``)."""
+        return self.keys / "api-keys.json"
+
+    @property
+    def default_policy(self) -> Path:
+        return self.home / "policies" / "pr-writer.yaml"

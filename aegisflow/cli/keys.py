@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from aegisflow.auth import add_key, new_key
 from aegisflow.cli.app import HomeOption
 from aegisflow.config import SIGNER_PRINCIPAL, Paths
 from aegisflow.keys import Signer, load_signer, public_path, save_signer
@@ -62,3 +63,21 @@ def show(
     out.print(f"allowed_signers: {allowed_signers_line(SIGNER_PRINCIPAL, key)}")
     if origin:
         out.print(f"verifier key:    {verifier_key(origin, key)}")
+
+
+@app.command("api-key")
+def api_key(
+    principal: Annotated[str, typer.Option(help="Who the key belongs to (alice, claude-code)")],
+    role: Annotated[list[str], typer.Option(help="agent, reviewer, admin or auditor (repeatable)")],
+    key: Annotated[
+        str | None,
+        typer.Option(help="Use this key instead of a new random one (demo keys only)"),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Create an API key for the service; it is printed once and stored only hashed."""
+    paths = Paths.from_env(home)
+    chosen = key or new_key()
+    add_key(paths.api_keys, chosen, principal, role)
+    out.print(f"api key for {principal} ({', '.join(sorted(role))}): {chosen}")
+    out.print(f"stored hashed in {paths.api_keys}", style="dim")

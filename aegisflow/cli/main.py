@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from aegisflow.cli import evidence, keys, policy
+from aegisflow.cli import client, evidence, keys, policy
 from aegisflow.cli.app import main_for, new_app
 
 app = new_app("AegisFlow control: keys, evidence, policies (and, with the service, approvals).")
 app.add_typer(keys.app, name="keys")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(policy.app, name="policy")
+app.command("test-action")(client.send_action)
+app.command("approvals")(client.approvals)
+app.command("approve")(client.approve)
+app.command("deny")(client.deny)
 
 
 def main() -> None:
