@@ -1,0 +1,178 @@
+"""A local stand-in for the GitHub API, for tests and the demo (never for production).
+
+It checks what GitHub would: the app JWT's RS256 signature against the app's public key,
+its issuer and time window; that an installation token asks only for permissions and
+repositories the installation has; and, on every REST call, that the token exists, is
+unexpired, covers the repository and carries the permission the call needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+LEVELS = {"read": 1, "write": 2, "admin": 3}
+TOKEN_LIFETIME = timedelta(hours=1)
+MAX_JWT_LIFETIME = 600 + 60  # ten minutes, plus the usual backdating
+
+
+@dataclass(slots=True)
+class Installation:
+    installation_id: int
+    owner: str
+    repositories: frozenset[str]
+    permissions: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class _Token:
+    installation: Installation
+    repositories: frozenset[str]
+    permissions: Mapping[str, str]
+    expires_at: datetime
+
+
+@dataclass(slots=True)
+class StandIn:
+    """The stand-in's state: one app, its installations, the tokens and PRs it made."""
+
+    app_id: str
+    public_key_pem: bytes
+    installations: dict[int, Installation]
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    """(``owner/repo``, path) -> contents."""
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    tokens: dict[str, _Token] = field(default_factory=dict)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    next_pull: int = 1247
+
+
+STANDIN = web.AppKey("standin", StandIn)
+
+
+def create_standin_app(state: StandIn) -> web.Application:
+    app = web.Application()
+    app[STANDIN] = state
+    app.router.add_post("/app/installations/{id}/access_tokens", _access_token)
+    app.router.add_get("/repos/{owner}/{repo}/contents/{path:.+}", _contents)
+    app.router.add_post("/repos/{owner}/{repo}/pulls", _create_pull)
+    return app
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+async def _access_token(request: web.Request) -> web.Response:
+    state = request.app[STANDIN]
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer "):
+        return _error(401, "A JSON web token could not be decoded")
+    now = state.clock()
+    try:
+        claims = jwt.decode(
+            auth[7:],
+            state.public_key_pem,
+            algorithms=["RS256"],
+            options={"require": ["iat", "exp", "iss"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError:
+        return _error(401, "A JSON web token could not be decoded")
+    if str(claims["iss"]) != state.app_id:
+        return _error(401, "'Issuer' claim ('iss') must be the app id")
+    iat, exp, stamp = int(claims["iat"]), int(claims["exp"]), int(now.timestamp())
+    if exp <= stamp or iat > stamp + 60 or exp - iat > MAX_JWT_LIFETIME:
+        return _error(401, "'Expiration time' claim ('exp') is too far in the future or past")
+    installation = state.installations.get(int(request.match_info["id"]))
+    if installation is None:
+        return _error(404, "Not Found")
+    body = await request.json()
+    wanted_repos = frozenset(body.get("repositories") or installation.repositories)
+    if not wanted_repos <= installation.repositories:
+        return _error(
+            422, "There is at least one repository that does not exist or is not accessible"
+        )
+    wanted = dict(body.get("permissions") or installation.permissions)
+    for name, level in wanted.items():
+        granted = installation.permissions.get(name)
+        if granted is None or LEVELS.get(level, 99) > LEVELS.get(granted, 0):
+            return _error(
+                422, f"The permissions requested are not granted to this installation: {name}"
+            )
+    token = "ghs_" + secrets.token_urlsafe(24)
+    expires_at = now + TOKEN_LIFETIME
+    state.tokens[token] = _Token(installation, wanted_repos, wanted, expires_at)
+    return web.json_response(
+        {
+            "token": token,
+            "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "permissions": wanted,
+            "repositories": [{"name": r} for r in sorted(wanted_repos)],
+        },
+        status=201,
+    )
+
+
+def _authorize(request: web.Request, permission: str, level: str) -> _Token | web.Response:
+    state = request.app[STANDIN]
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    token = state.tokens.get(value) if scheme.lower() in ("token", "bearer") else None
+    if token is None or token.expires_at <= state.clock():
+        return _error(401, "Bad credentials")
+    owner, repo = request.match_info["owner"], request.match_info["repo"]
+    if owner != token.installation.owner or repo not in token.repositories:
+        return _error(404, "Not Found")
+    if LEVELS.get(token.permissions.get(permission, ""), 0) < LEVELS[level]:
+        return _error(403, "Resource not accessible by integration")
+    return token
+
+
+async def _contents(request: web.Request) -> web.Response:
+    found = _authorize(request, "contents", "read")
+    if isinstance(found, web.Response):
+        return found
+    state = request.app[STANDIN]
+    repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+    path = request.match_info["path"]
+    content = state.files.get((repo, path))
+    if content is None:
+        return _error(404, "Not Found")
+    return web.json_response(
+        {
+            "type": "file",
+            "path": path,
+            "encoding": "base64",
+            "content": base64.b64encode(content).decode(),
+        }
+    )
+
+
+async def _create_pull(request: web.Request) -> web.Response:
+    found = _authorize(request, "pull_requests", "write")
+    if isinstance(found, web.Response):
+        return found
+    state = request.app[STANDIN]
+    body = await request.json()
+    for key in ("title", "head", "base"):
+        if not isinstance(body.get(key), str):
+            return _error(422, f"Invalid request: {key} is required")
+    owner, repo = request.match_info["owner"], request.match_info["repo"]
+    number = state.next_pull
+    state.next_pull += 1
+    pull = {
+        "number": number,
+        "html_url": f"https://github.com/{owner}/{repo}/pull/{number}",
+        "title": body["title"],
+        "head": {"ref": body["head"]},
+        "base": {"ref": body["base"]},
+    }
+    state.pulls.append(pull)
+    return web.json_response(pull, status=201)
