@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aegisflow.approvals import (
     APPROVED_PREFIX,
@@ -21,11 +21,13 @@ from aegisflow.approvals import (
     Principal,
 )
 from aegisflow.envelope import Actor, Envelope, InvalidAction
-from aegisflow.errors import InputError
+from aegisflow.errors import AegisError, InputError
+from aegisflow.executor import Execution, failure
 from aegisflow.ledger.entry import format_time
 from aegisflow.ledger.ledger import Ledger, utc_now
 from aegisflow.ledger.reading import list_sessions, session_entries
 from aegisflow.policy.engine import Decision, Policy
+from aegisflow.policy.model import CredentialSpec
 from aegisflow.policy.normalize import action_envelopes
 from aegisflow.policy.record import decision_body
 
@@ -43,15 +45,34 @@ class ActionOutcome:
     evidence_hash: str
     queued_at: datetime | None = None
     refusal: str | None = None
+    execution: Execution | None = None
+
+
+class Executor(Protocol):
+    """Carries out allowed actions (the GitHub executor is one)."""
+
+    def can_run(self, envelope: Envelope) -> bool: ...
+
+    async def run(
+        self, envelope: Envelope, spec: CredentialSpec | None, now: datetime
+    ) -> Execution: ...
 
 
 class Governance:
     """One policy, one ledger, one approval queue."""
 
-    def __init__(self, *, policy: Policy, ledger: Ledger, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        ledger: Ledger,
+        clock: Clock = utc_now,
+        executor: Executor | None = None,
+    ) -> None:
         self.policy = policy
         self.ledger = ledger
         self.clock = clock
+        self.executor = executor
         self.queue = ApprovalQueue()
         self._lock = asyncio.Lock()
 
@@ -86,8 +107,10 @@ class Governance:
         if len(envelopes) == 1 and envelopes[0].approval_ref is not None:
             return await self._retry(envelopes[0], now)
         verdict = self.policy.evaluate_all(envelopes)
-        receipts = await asyncio.gather(*(self._record(e, d, now) for e, d in verdict.items))
         deciding, decision = verdict.deciding
+        if len(envelopes) == 1 and decision.decision == "allow":
+            return await self._allow(deciding, decision, now)
+        receipts = await asyncio.gather(*(self._record(e, d, now) for e, d in verdict.items))
         index = next(k for k, (e, _) in enumerate(verdict.items) if e is deciding)
         queued_at = None
         if decision.decision == "review":
@@ -126,12 +149,48 @@ class Governance:
                 policy_hash=self.policy.content_hash,
                 credential=reviewed.credential,
             )
-            evidence = await self._record(envelope, allowed, now)
             self.queue.consume(approval.approval_id)
-        return ActionOutcome(envelope=envelope, decision=allowed, evidence_hash=evidence)
+            return await self._allow(envelope, allowed, now)
 
-    async def _record(self, envelope: Envelope, decision: Decision, now: datetime) -> str:
+    async def _allow(self, envelope: Envelope, decision: Decision, now: datetime) -> ActionOutcome:
+        """Record an allow; run it when an executor can, recording the grant and result.
+
+        The credential is minted first so the decision entry records its grant (type,
+        scope, expiry, fingerprint); a failed mint or call is recorded as the result.
+        """
+        executor = self.executor
+        if executor is None or decision.credential is None or not executor.can_run(envelope):
+            # Without a credential to mint the action is forwarded by the caller (the MCP
+            # bridge), not executed here.
+            evidence = await self._record(envelope, decision, now)
+            return ActionOutcome(envelope=envelope, decision=decision, evidence_hash=evidence)
+        try:
+            execution = await executor.run(envelope, decision.credential, now)
+        except AegisError as e:
+            execution = failure(e)
+        evidence = await self._record(envelope, decision, now, grant=execution.grant)
+        result = {
+            "envelope_id": envelope.envelope_id,
+            "tool": envelope.tool,
+            "summary": execution.summary,
+            "result_sha256": execution.result_sha256,
+        }
+        await self.ledger.append_async(envelope.session, "result", result)
+        return ActionOutcome(
+            envelope=envelope, decision=decision, evidence_hash=evidence, execution=execution
+        )
+
+    async def _record(
+        self,
+        envelope: Envelope,
+        decision: Decision,
+        now: datetime,
+        *,
+        grant: Mapping[str, Any] | None = None,
+    ) -> str:
         body = decision_body(envelope, decision)
+        if grant is not None:
+            body["credential"] = dict(grant)
         if decision.decision == "review":
             expiry = decision.approval_expiry or 1800
             body["queued_at"] = format_time(now)

@@ -185,6 +185,12 @@ def _action_json(outcome: ActionOutcome, base_url: str) -> dict[str, Any]:
                 "queued_at": queued.strftime("%Y-%m-%dT%H:%M:%SZ") if queued else None,
             },
         }
+    execution = outcome.execution
+    if execution is not None:
+        if execution.grant is not None:
+            grant = execution.grant
+            out["credential"] = {k: grant[k] for k in ("type", "scope", "expires_in")}
+        out["result"] = dict(execution.result)
     out["evidence_hash"] = outcome.evidence_hash
     return out
 

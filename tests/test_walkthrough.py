@@ -1,0 +1,123 @@
+"""The walkthrough end to end through real HTTP: decisions, review, approval, a minted
+credential, the pull request on a stand-in GitHub, and the seven entries verified offline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import FakeClock
+from policy_helpers import pack
+from test_credentials import NOW, PRIVATE, PUBLIC
+from test_gateway import ALICE_KEY, BASE, GET_FILE, PR, PYTEST, RM, SESSION, keys, post
+
+from aegisflow.credentials import GitHubApp
+from aegisflow.executor import GitHubExecutor
+from aegisflow.gateway.app import create_app
+from aegisflow.keys import Signer
+from aegisflow.ledger.bundle import export_session, verify_bundle
+from aegisflow.ledger.gitstore import GitStorage
+from aegisflow.ledger.ledger import Ledger
+from aegisflow.ledger.reading import session_entries
+from aegisflow.service import Governance
+from aegisflow.standin import Installation, StandIn, create_standin_app
+
+
+@pytest.fixture
+async def world(
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+    make_git_ledger: Callable[[], Ledger],
+    clock: FakeClock,
+) -> Any:
+    state = StandIn(
+        app_id="12345",
+        public_key_pem=PUBLIC,
+        installations={
+            7: Installation(
+                installation_id=7,
+                owner="aegisflow",
+                repositories=frozenset({"aegisflow"}),
+                permissions={"pull_requests": "write", "contents": "write"},
+            )
+        },
+        clock=lambda: NOW,
+    )
+    github = await aiohttp_server(create_standin_app(state))
+    session = aiohttp.ClientSession()
+    app = GitHubApp(
+        app_id="12345",
+        installation_id=7,
+        private_key_pem=PRIVATE,
+        api_url=str(github.make_url("")).rstrip("/"),
+    )
+    clock.now = NOW
+    ledger = make_git_ledger()
+    governance = Governance(
+        policy=pack("pr-writer"),
+        ledger=ledger,
+        clock=clock,
+        executor=GitHubExecutor(app, session),
+    )
+    client: TestClient = await aiohttp_client(create_app(governance, keys(), base_url=BASE))
+    yield client, ledger, state
+    await session.close()
+
+
+async def test_the_walkthrough(world: Any, git_path: Path, signer: Signer, tmp_path: Path) -> None:
+    client, ledger, state = world
+    ids = []
+    for body in (GET_FILE, PYTEST, RM):
+        _, answer = await post(client, "/admin/v1/test-action", body)
+        ids.append(answer["envelope_id"])
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    approval_id = review["envelope_id"]
+    _, approved = await post(
+        client,
+        f"/admin/v1/approvals/{approval_id}/approve",
+        {"reviewer": "alice", "comment": "diff looks correct, scoped to the test file"},
+        ALICE_KEY,
+    )
+    assert approved["status"] == "approved"
+    status, done = await post(client, "/admin/v1/test-action", {**PR, "approval_ref": approval_id})
+    assert status == 200
+    assert done["decision"] == "allow"
+    assert done["matched_rule"] == f"approved:{approval_id}"
+    assert done["credential"] == {
+        "type": "github_app_jwt",
+        "scope": "pull_requests:write,contents:read",
+        "expires_in": 600,
+    }
+    assert done["result"] == {
+        "pr_url": "https://github.com/aegisflow/aegisflow/pull/1247",
+        "pr_number": 1247,
+    }
+    assert state.pulls[0]["head"]["ref"] == "claude/fix-flaky-evidence-test"
+
+    ledger.close_session(SESSION)
+    ledger.close()
+    bundle = tmp_path / "evidence.bundle"
+    export_session(git_path, SESSION, bundle)
+    report = verify_bundle(bundle, [signer.public_key], session=SESSION)
+    assert report.valid
+    summary = report.sessions[SESSION]
+    assert summary.entries == 7
+    assert summary.lines == [
+        f"envelope {ids[0]} allow github.get_file_contents",
+        f"envelope {ids[1]} allow shell.pytest",
+        f"envelope {ids[2]} block shell.rm",
+        f"envelope {approval_id} review github.create_pull_request",
+        f"envelope {approval_id} approve alice",
+        f"envelope {done['envelope_id']} allow github.create_pull_request",
+        f"envelope {done['envelope_id']} result pr/1247",
+    ]
+    storage = GitStorage(git_path)
+    stored = b"".join(s.data for s in session_entries(storage, SESSION))
+    storage.close()
+    (token,) = state.tokens
+    assert token.encode() not in stored  # the ledger holds the grant, never the token
+    assert b'"fingerprint"' in stored
