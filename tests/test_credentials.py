@@ -37,9 +37,9 @@ PRIVATE, PUBLIC = rsa_pair()
 OTHER_PRIVATE, _ = rsa_pair()
 
 
-@pytest.fixture
-async def github(aiohttp_server: Any) -> tuple[StandIn, str]:
-    state = StandIn(
+def standin() -> StandIn:
+    """A stand-in GitHub with app 12345 installed (as 7) on aegisflow/aegisflow."""
+    return StandIn(
         app_id="12345",
         public_key_pem=PUBLIC,
         installations={
@@ -53,6 +53,11 @@ async def github(aiohttp_server: Any) -> tuple[StandIn, str]:
         files={("aegisflow/aegisflow", "README.md"): b"# AegisFlow\n"},
         clock=lambda: NOW,
     )
+
+
+@pytest.fixture
+async def github(aiohttp_server: Any) -> tuple[StandIn, str]:
+    state = standin()
     server = await aiohttp_server(create_standin_app(state))
     return state, str(server.make_url("")).rstrip("/")
 

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from conftest import FakeClock
 from policy_helpers import pack
-from test_credentials import NOW, PRIVATE, PUBLIC
+from test_credentials import NOW, PRIVATE, standin
 from test_gateway import ALICE_KEY, BASE, GET_FILE, PR, PYTEST, RM, SESSION, keys, post
 
 from aegisflow.credentials import GitHubApp
@@ -24,7 +24,7 @@ from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.ledger import Ledger
 from aegisflow.ledger.reading import session_entries
 from aegisflow.service import Governance
-from aegisflow.standin import Installation, StandIn, create_standin_app
+from aegisflow.standin import create_standin_app
 
 
 @pytest.fixture
@@ -34,19 +34,7 @@ async def world(
     make_git_ledger: Callable[[], Ledger],
     clock: FakeClock,
 ) -> Any:
-    state = StandIn(
-        app_id="12345",
-        public_key_pem=PUBLIC,
-        installations={
-            7: Installation(
-                installation_id=7,
-                owner="aegisflow",
-                repositories=frozenset({"aegisflow"}),
-                permissions={"pull_requests": "write", "contents": "write"},
-            )
-        },
-        clock=lambda: NOW,
-    )
+    state = standin()
     github = await aiohttp_server(create_standin_app(state))
     session = aiohttp.ClientSession()
     app = GitHubApp(
