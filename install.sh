@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a fresh checkout: install everything, create the keys and the ledger,
-# check the policy packs and show the walkthrough's decisions, and play the walkthrough's
-# evidence story (record, export as a git bundle, verify offline).
+# check the policy packs and show the walkthrough's decisions, and play the walkthrough
+# end to end: a local service and stand-in GitHub, every step over HTTP, then the
+# session exported as a git bundle and verified offline.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/bootstrap
@@ -16,4 +17,4 @@ echo
 echo
 .venv/bin/aegisctl policy simulate -p policies/pr-writer.yaml --actions policies/examples/walkthrough.jsonl
 echo
-.venv/bin/aegisflow ledger demo
+.venv/bin/aegisctl demo

@@ -137,3 +137,27 @@ def test_walkthrough_through_the_cli(server: tuple[Path, str, str]) -> None:
     )  # fmt: skip
     assert verified.code == 0, verified
     assert "valid: true, total_entries: 4" in verified.out
+
+
+def test_demo_plays_the_walkthrough(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(ROOT / "policies", home / "policies")
+    assert run(AEGISCTL, "keys", "init", home=home).code == 0
+    assert run(AEGISFLOW, "ledger", "init", home=home).code == 0
+    result = run(AEGISCTL, "demo", home=home)
+    assert result.code == 0, result
+    verdicts = [line.split()[2:] for line in result.lines if line.startswith("envelope ")]
+    assert verdicts == [
+        ["allow", "github.get_file_contents"],
+        ["allow", "shell.pytest"],
+        ["block", "shell.rm"],
+        ["review", "github.create_pull_request"],
+        ["approve", "alice"],
+        ["allow", "github.create_pull_request"],
+        ["result", "pr/1247"],
+    ]
+    assert "valid: true, total_entries: 7, audit log integrity verified" in result.lines
+    assert '"code": -32001' in result.out
+    assert '"code": -32002' in result.out
+    assert '"scope": "pull_requests:write,contents:read"' in result.out

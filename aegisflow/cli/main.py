@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aegisflow.cli import client, evidence, keys, policy
+from aegisflow.cli import client, demo, evidence, keys, policy
 from aegisflow.cli.app import main_for, new_app
 
 app = new_app("AegisFlow control: keys, evidence, policies (and, with the service, approvals).")
@@ -13,6 +13,7 @@ app.command("test-action")(client.send_action)
 app.command("approvals")(client.approvals)
 app.command("approve")(client.approve)
 app.command("deny")(client.deny)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
