@@ -22,6 +22,7 @@ from aegisflow.service import Governance
 SESSION = "sess-2026-04-06-1422"
 AGENT_KEY = "starter-key-001"
 ALICE_KEY = "alice-key-0001"
+ADMIN_KEY = "ops-key-0001"
 BASE = "http://localhost:8081"
 GET_FILE = {
     "protocol": "git",
@@ -57,6 +58,7 @@ def keys() -> ApiKeys:
                 key_hash(AGENT_KEY), Principal(name="claude-code", roles=frozenset({"agent"}))
             ),
             KeyRecord(key_hash(ALICE_KEY), Principal(name="alice", roles=frozenset({"reviewer"}))),
+            KeyRecord(key_hash(ADMIN_KEY), Principal(name="ops", roles=frozenset({"admin"}))),
         ]
     )
 
@@ -259,3 +261,28 @@ async def test_restart_restores_the_queue_from_the_ledger(
         {**PR, "target": "aegisflow/other", "approval_ref": other["envelope_id"]},
     )
     assert retried["matched_rule"] == f"approved:{other['envelope_id']}"
+
+
+async def test_metrics_count_decisions(client: TestClient) -> None:
+    await post(client, "/admin/v1/test-action", GET_FILE)
+    await post(client, "/admin/v1/test-action", RM)
+    denied = await client.get("/metrics", headers={"X-API-Key": AGENT_KEY})
+    assert denied.status == 403
+    response = await client.get("/metrics", headers={"X-API-Key": ADMIN_KEY})
+    assert response.status == 200
+    text = await response.text()
+    assert 'aegisflow_decisions_total{decision="allow",protocol="git"} 1.0' in text
+    assert 'aegisflow_decisions_total{decision="block",protocol="shell"} 1.0' in text
+    assert "aegisflow_ledger_entries" in text
+
+
+async def test_closing_a_session_refuses_later_actions(client: TestClient) -> None:
+    await post(client, "/admin/v1/test-action", GET_FILE)
+    status, closed = await post(client, f"/admin/v1/sessions/{SESSION}/close", {})
+    assert status == 200
+    assert closed["closed"] is True
+    status, refused = await post(client, "/admin/v1/test-action", GET_FILE)
+    assert status == 400
+    assert refused["error"]["code"] == "session-closed"
+    status, _ = await post(client, f"/admin/v1/sessions/{SESSION}/close", {})
+    assert status == 400

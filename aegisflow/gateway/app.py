@@ -9,6 +9,7 @@ errors are for requests that could not be decided at all.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -26,10 +27,12 @@ from aegisflow.approvals import (
 )
 from aegisflow.auth import ApiKeys, Unauthenticated
 from aegisflow.errors import AegisError, InputError, OperationalError
+from aegisflow.gateway.metrics import CONTENT_TYPE, Metrics
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.service import ActionOutcome, Governance
 
 GOVERNANCE = web.AppKey("governance", Governance)
+METRICS = web.AppKey("metrics", Metrics)
 KEYS = web.AppKey("keys", ApiKeys)
 BASE_URL = web.AppKey("base_url", str)
 MAX_BODY = 1 << 20
@@ -52,7 +55,10 @@ def create_app(governance: Governance, keys: ApiKeys, *, base_url: str) -> web.A
     app[GOVERNANCE] = governance
     app[KEYS] = keys
     app[BASE_URL] = base_url.rstrip("/")
+    app[METRICS] = Metrics.create()
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/admin/v1/sessions/{id}/close", close_session)
     app.router.add_post("/admin/v1/test-action", action)
     app.router.add_post("/v1/actions", action)
     app.router.add_get("/admin/v1/approvals", list_approvals)
@@ -86,7 +92,11 @@ async def action(request: web.Request) -> web.Response:
     if session is not None:
         validate_session_id(session)
     outcome = await request.app[GOVERNANCE].act(data, principal, session=session)
-    latency_us = int((time.perf_counter() - started) * 1e6)
+    elapsed = time.perf_counter() - started
+    latency_us = int(elapsed * 1e6)
+    observed = request.app[METRICS]
+    observed.decisions.labels(outcome.decision.decision, outcome.envelope.protocol).inc()
+    observed.latency.observe(elapsed)
     log.info(
         json.dumps(
             {
@@ -101,6 +111,27 @@ async def action(request: web.Request) -> web.Response:
         )
     )
     return web.json_response(_action_json(outcome, request.app[BASE_URL]))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    _authorize(request, "admin", "auditor")
+    governance, observed = request.app[GOVERNANCE], request.app[METRICS]
+    observed.pending.set(len(governance.queue.pending(governance.clock())))
+    observed.ledger_entries.set(governance.ledger.size)
+    return web.Response(body=observed.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def close_session(request: web.Request) -> web.Response:
+    """Write the session's signed manifest; later actions in it are refused."""
+    _authorize(request, "agent", "admin")
+    session = validate_session_id(request.match_info["id"])
+    ledger = request.app[GOVERNANCE].ledger
+    receipt = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: ledger.close_session(session)
+    )
+    return web.json_response(
+        {"session": session, "closed": True, "manifest_entry_hash": receipt.entry_hash}
+    )
 
 
 async def list_approvals(request: web.Request) -> web.Response:
