@@ -14,6 +14,7 @@ from policy_helpers import pack
 from aegisflow.approvals import Principal
 from aegisflow.auth import ApiKeys, KeyRecord, key_hash
 from aegisflow.gateway.app import create_app
+from aegisflow.ledger.bundle import verify_bundle
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.ledger import Ledger
 from aegisflow.ledger.reading import session_entries
@@ -286,3 +287,25 @@ async def test_closing_a_session_refuses_later_actions(client: TestClient) -> No
     assert refused["error"]["code"] == "session-closed"
     status, _ = await post(client, f"/admin/v1/sessions/{SESSION}/close", {})
     assert status == 400
+
+
+async def test_evidence_routes_list_show_and_export(
+    client: TestClient, tmp_path: Any, signer: Any
+) -> None:
+    await post(client, "/admin/v1/test-action", GET_FILE)
+    await post(client, "/admin/v1/test-action", RM)
+    headers = {"X-API-Key": ADMIN_KEY}
+    assert (await client.get("/admin/v1/sessions", headers={"X-API-Key": AGENT_KEY})).status == 403
+    listing = await (await client.get("/admin/v1/sessions", headers=headers)).json()
+    assert [(s["session"], s["entries"]) for s in listing["sessions"]] == [(SESSION, 2)]
+    shown = await (await client.get(f"/admin/v1/sessions/{SESSION}", headers=headers)).json()
+    assert [e["body"]["decision"] for e in shown["entries"]] == ["allow", "block"]
+    response = await client.get(f"/admin/v1/sessions/{SESSION}/export", headers=headers)
+    assert response.status == 200
+    bundle = tmp_path / "s.bundle"
+    bundle.write_bytes(await response.read())
+    report = verify_bundle(bundle, [signer.public_key], session=SESSION)
+    assert report.valid
+    assert report.sessions[SESSION].entries == 2
+    hostile = await client.get("/admin/v1/sessions/..%2Fetc/export", headers=headers)
+    assert hostile.status in (400, 404)

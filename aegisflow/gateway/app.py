@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +30,10 @@ from aegisflow.approvals import (
 from aegisflow.auth import ApiKeys, Unauthenticated
 from aegisflow.errors import AegisError, InputError, OperationalError
 from aegisflow.gateway.metrics import CONTENT_TYPE, Metrics
+from aegisflow.ledger.bundle import export_session
 from aegisflow.ledger.entry import validate_session_id
+from aegisflow.ledger.gitstore import GitStorage
+from aegisflow.ledger.reading import list_sessions, session_entries
 from aegisflow.service import ActionOutcome, Governance
 
 GOVERNANCE = web.AppKey("governance", Governance)
@@ -59,6 +64,9 @@ def create_app(governance: Governance, keys: ApiKeys, *, base_url: str) -> web.A
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/v1/sessions/{id}/close", close_session)
+    app.router.add_get("/admin/v1/sessions", list_sessions_route)
+    app.router.add_get("/admin/v1/sessions/{id}", show_session)
+    app.router.add_get("/admin/v1/sessions/{id}/export", export_session_route)
     app.router.add_post("/admin/v1/test-action", action)
     app.router.add_post("/v1/actions", action)
     app.router.add_get("/admin/v1/approvals", list_approvals)
@@ -131,6 +139,92 @@ async def close_session(request: web.Request) -> web.Response:
     )
     return web.json_response(
         {"session": session, "closed": True, "manifest_entry_hash": receipt.entry_hash}
+    )
+
+
+def _ledger_path(request: web.Request) -> Path:
+    storage = request.app[GOVERNANCE].ledger.storage
+    path = getattr(storage, "path", None)
+    if not isinstance(path, Path):
+        raise OperationalError("this ledger has no repository on disk to read or export")
+    return path
+
+
+def _read_only(path: Path, work: Callable[[GitStorage], Any]) -> Any:
+    # A storage of its own per request: the writer's thread keeps the ledger's.
+    storage = GitStorage(path)
+    try:
+        return work(storage)
+    finally:
+        storage.close()
+
+
+async def list_sessions_route(request: web.Request) -> web.Response:
+    _authorize(request, "admin", "auditor")
+    path = _ledger_path(request)
+    infos = await asyncio.get_running_loop().run_in_executor(None, _read_only, path, list_sessions)
+    return web.json_response(
+        {
+            "sessions": [
+                {
+                    "session": i.session,
+                    "entries": i.entries,
+                    "last_type": i.last_type,
+                    "last_time": i.last_time,
+                    "closed": i.closed,
+                }
+                for i in infos
+            ]
+        }
+    )
+
+
+async def show_session(request: web.Request) -> web.Response:
+    _authorize(request, "admin", "auditor")
+    session = validate_session_id(request.match_info["id"])
+    path = _ledger_path(request)
+    stored = await asyncio.get_running_loop().run_in_executor(
+        None, _read_only, path, lambda storage: session_entries(storage, session)
+    )
+    return web.json_response(
+        {
+            "session": session,
+            "entries": [
+                {
+                    "index": s.entry.index,
+                    "seq": s.entry.seq,
+                    "type": s.entry.type,
+                    "time": s.entry.time,
+                    "entry_hash": s.entry_hash.hex(),
+                    "body": dict(s.entry.body),
+                }
+                for s in stored
+            ],
+        }
+    )
+
+
+async def export_session_route(request: web.Request) -> web.Response:
+    """The session as a git bundle (for ``aegisctl evidence verify --bundle``)."""
+    _authorize(request, "admin", "auditor")
+    session = validate_session_id(request.match_info["id"])
+    path = _ledger_path(request)
+    ledger = request.app[GOVERNANCE].ledger
+
+    def export() -> bytes:
+        ledger.checkpoint()  # a signed checkpoint that covers everything written so far
+        with tempfile.TemporaryDirectory(prefix="aegisflow-export-") as tmp:
+            out = Path(tmp) / f"{session}.bundle"
+            export_session(path, session, out)
+            return out.read_bytes()
+
+    data = await asyncio.get_running_loop().run_in_executor(None, export)
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{session}.bundle"',
+        },
     )
 
 
