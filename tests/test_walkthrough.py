@@ -15,6 +15,7 @@ from policy_helpers import pack
 from test_credentials import NOW, PRIVATE, standin
 from test_gateway import ALICE_KEY, BASE, GET_FILE, PR, PYTEST, RM, SESSION, keys, post
 
+from aegisflow.cli.serve import attach_github
 from aegisflow.credentials import GitHubApp
 from aegisflow.executor import GitHubExecutor
 from aegisflow.gateway.app import create_app
@@ -109,3 +110,37 @@ async def test_the_walkthrough(world: Any, git_path: Path, signer: Signer, tmp_p
     (token,) = state.tokens
     assert token.encode() not in stored  # the ledger holds the grant, never the token
     assert b'"fingerprint"' in stored
+
+
+async def test_serve_attaches_the_github_executor(
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+    make_git_ledger: Callable[[], Ledger],
+    clock: FakeClock,
+) -> None:
+    """The wiring ``aegisflow serve --github-*`` uses: one client session per app run."""
+    state = standin()
+    github = await aiohttp_server(create_standin_app(state))
+    clock.now = NOW
+    governance = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    app = create_app(governance, keys(), base_url=BASE)
+    attach_github(
+        app,
+        governance,
+        GitHubApp(
+            app_id="12345",
+            installation_id=7,
+            private_key_pem=PRIVATE,
+            api_url=str(github.make_url("")).rstrip("/"),
+        ),
+    )
+    client = await aiohttp_client(app)
+    assert governance.executor is not None
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    await post(client, f"/admin/v1/approvals/{review['envelope_id']}/approve", {}, ALICE_KEY)
+    _, done = await post(
+        client, "/admin/v1/test-action", {**PR, "approval_ref": review["envelope_id"]}
+    )
+    assert done["result"]["pr_number"] == 1247
+    await client.close()
+    assert governance.executor is None

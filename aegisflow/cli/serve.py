@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
+import aiohttp
 import typer
 from aiohttp import web
 
@@ -13,7 +15,9 @@ from aegisflow.auth import ApiKeys
 from aegisflow.cli.app import HomeOption, stderr
 from aegisflow.cli.policy import read_policy
 from aegisflow.config import Paths
-from aegisflow.errors import OperationalError
+from aegisflow.credentials import GitHubApp
+from aegisflow.errors import InputError, OperationalError
+from aegisflow.executor import GitHubExecutor
 from aegisflow.gateway.app import create_app
 from aegisflow.keys import load_signer
 from aegisflow.ledger.gitstore import GitStorage
@@ -33,6 +37,18 @@ def serve(
     public_url: Annotated[
         str | None, typer.Option(help="Base URL in approval links (default http://localhost:PORT)")
     ] = None,
+    github_app_id: Annotated[
+        str | None, typer.Option(help="GitHub App id: enables the GitHub executor")
+    ] = None,
+    github_installation: Annotated[
+        int | None, typer.Option(help="The App's installation id")
+    ] = None,
+    github_key: Annotated[
+        Path | None, typer.Option(help="The App's private key (PEM, mode 0600)")
+    ] = None,
+    github_api: Annotated[
+        str, typer.Option(help="GitHub REST API base URL")
+    ] = "https://api.github.com",
 ) -> None:
     """Evaluate, record and queue actions over HTTP (the single ledger writer)."""
     paths = Paths.from_env(home)
@@ -55,7 +71,37 @@ def serve(
         markup=False,
     )
     app = create_app(governance, keys, base_url=public_url or f"http://localhost:{port}")
+    github = _github_app(github_app_id, github_installation, github_key, github_api)
+    if github is not None:
+        attach_github(app, governance, github)
     try:
         web.run_app(app, host=host, port=port, print=None, handle_signals=True)
     finally:
         ledger.close()
+
+
+def _github_app(
+    app_id: str | None, installation: int | None, key: Path | None, api: str
+) -> GitHubApp | None:
+    given = [app_id is not None, installation is not None, key is not None]
+    if not any(given):
+        return None
+    if not all(given) or app_id is None or installation is None or key is None:
+        raise InputError("--github-app-id, --github-installation and --github-key go together")
+    if key.stat().st_mode & 0o077:
+        raise OperationalError(f"{key} is readable by others", hint=f"chmod 600 {key}")
+    return GitHubApp(
+        app_id=app_id, installation_id=installation, private_key_pem=key.read_bytes(), api_url=api
+    )
+
+
+def attach_github(app: web.Application, governance: Governance, github: GitHubApp) -> None:
+    """Run GitHub tools with minted credentials, over one client session per app run."""
+
+    async def session_context(_: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            governance.executor = GitHubExecutor(github, session)
+            yield
+            governance.executor = None
+
+    app.cleanup_ctx.append(session_context)
