@@ -24,6 +24,8 @@ from aegisflow.policy.engine import Decision
 
 Status = Literal["pending", "approved", "denied", "consumed"]
 APPROVED_PREFIX = "approved:"
+RETAIN = timedelta(hours=1)
+"""How long a settled approval stays answerable after it expires, before it is pruned."""
 
 
 class ApprovalError(PolicyError):
@@ -110,6 +112,26 @@ class ApprovalQueue:
     def pending(self, now: datetime) -> list[Approval]:
         return [a for a in self._by_id.values() if a.status == "pending" and not a.expired(now)]
 
+    def live(self, session: str, now: datetime) -> bool:
+        """Whether ``session`` has an approval still waiting for a human or a retry."""
+        return any(
+            a.envelope.session == session
+            and a.status in ("pending", "approved")
+            and not a.expired(now)
+            for a in self._by_id.values()
+        )
+
+    def prune(self, now: datetime) -> int:
+        """Forget approvals that expired more than :data:`RETAIN` ago; returns how many.
+
+        The service restores the same window from the ledger on start, so what the queue
+        answers does not depend on when the service was last restarted.
+        """
+        stale = [k for k, a in self._by_id.items() if a.expires_at + RETAIN <= now]
+        for key in stale:
+            del self._by_id[key]
+        return len(stale)
+
     def park(self, envelope: Envelope, decision: Decision, now: datetime) -> Approval:
         """Queue ``envelope`` for review after ``decision`` said so."""
         expiry = timedelta(seconds=decision.approval_expiry or 1800)
@@ -171,13 +193,15 @@ class ApprovalQueue:
         self._by_id[approval_id] = decided
         return decided
 
-    def check_retry(self, approval_ref: str, envelope: Envelope, now: datetime) -> Approval:
-        """The approval a retry may use.
+    def check_retry(
+        self, approval_ref: str, envelope: Envelope, now: datetime, *, policy_hash: str
+    ) -> Approval:
+        """The approval a retry may use under the policy with ``policy_hash``.
 
         Raises:
             UnknownApproval: If there is no such approval.
             ApprovalError: If it is pending, denied, consumed or expired, or was given
-                for a different action or session.
+                for a different action, session or policy.
         """
         approval = self.get(approval_ref)
         if approval.status == "pending":
@@ -192,6 +216,11 @@ class ApprovalQueue:
             raise ApprovalError(
                 f"approval {approval_ref} was given for a different action",
                 hint="retry exactly the reviewed call, or ask for a new review",
+            )
+        if policy_hash != approval.policy_hash:
+            raise ApprovalError(
+                f"approval {approval_ref} was given under another policy version",
+                hint="the policy changed since the review: ask for a new review",
             )
         return approval
 

@@ -8,6 +8,8 @@ only translates. Every decision is durable in the ledger before it is answered.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from aegisflow.approvals import (
     APPROVED_PREFIX,
+    RETAIN,
     Approval,
     ApprovalError,
     ApprovalQueue,
@@ -23,9 +26,10 @@ from aegisflow.approvals import (
 from aegisflow.envelope import Actor, Envelope, InvalidAction
 from aegisflow.errors import AegisError, InputError
 from aegisflow.executor import Execution, failure
-from aegisflow.ledger.entry import format_time
+from aegisflow.ledger.entry import format_time, parse_time
 from aegisflow.ledger.ledger import Ledger, utc_now
 from aegisflow.ledger.reading import list_sessions, session_entries
+from aegisflow.ledger.sequencer import Receipt
 from aegisflow.policy.engine import Decision, Policy
 from aegisflow.policy.model import CredentialSpec
 from aegisflow.policy.normalize import action_envelopes
@@ -34,6 +38,8 @@ from aegisflow.policy.record import decision_body
 Clock = Callable[[], datetime]
 MAX_COMMENT = 2000
 REFUSED_RULE = "approval-refused"
+
+log = logging.getLogger("aegisflow.service")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,19 +80,80 @@ class Governance:
         self.clock = clock
         self.executor = executor
         self.queue = ApprovalQueue()
+        self.on_append: Callable[[float], None] | None = None
+        """Called with the seconds each ledger append took (the gateway's metric)."""
+        self._active: dict[str, datetime] = {}
+        """When each open session last had an entry: what idle close looks at."""
         self._lock = asyncio.Lock()
 
     def restore(self) -> int:
-        """Rebuild the approval queue from the ledger; returns the entries read."""
+        """Rebuild the approval queue from the ledger; returns the entries read.
+
+        Only the window an approval can still matter in is read: the policy's longest
+        approval expiry plus :data:`~aegisflow.approvals.RETAIN`, walking each session
+        back from its head. Older approvals have expired and been pruned from a running
+        queue too, so start-up costs the same on a ledger of any age.
+        """
+        now = self.clock()
+        horizon = now - timedelta(seconds=self.policy.max_approval_expiry) - RETAIN
+        since = format_time(horizon)
         storage = self.ledger.storage
         entries: list[tuple[int, str, Mapping[str, Any]]] = []
         for info in list_sessions(storage):
-            for stored in session_entries(storage, info.session):
+            if not info.closed:
+                self._active[info.session] = parse_time(info.last_time)
+            if info.last_time < since:
+                continue
+            for stored in session_entries(storage, info.session, since=since):
                 entry = stored.entry
                 entries.append((entry.index, entry.type, entry.body))
         entries.sort(key=lambda item: item[0])
         self.queue.replay((kind, body) for _, kind, body in entries)
+        self.queue.prune(now)
         return len(entries)
+
+    async def close_session(self, session: str) -> Receipt:
+        """Write ``session``'s signed manifest; later actions in it are refused.
+
+        Raises:
+            SessionClosed: If the session has no entries or is already closed.
+        """
+        receipt = await asyncio.get_running_loop().run_in_executor(
+            None, self.ledger.close_session, session
+        )
+        self._active.pop(session, None)
+        return receipt
+
+    async def sweep(self, idle: timedelta | None) -> list[str]:
+        """Prune settled approvals and close sessions idle for longer than ``idle``.
+
+        A session with an approval still pending or waiting for its retry stays open, so
+        idle close never strands an approved action. Returns the sessions closed.
+        """
+        now = self.clock()
+        self.queue.prune(now)
+        if idle is None:
+            return []
+        idle_since = now - idle
+        closing = [
+            session
+            for session, last in self._active.items()
+            if last <= idle_since and not self.queue.live(session, now)
+        ]
+        closed = []
+        for session in closing:
+            head = self.ledger.head(session)
+            if head is None or head.closed:
+                self._active.pop(session, None)
+                continue
+            try:
+                await self.close_session(session)
+            except AegisError as e:  # closed meanwhile by a request: nothing to do
+                self._active.pop(session, None)
+                log.info("idle close of %s skipped: %s", session, e.message)
+                continue
+            closed.append(session)
+        return closed
 
     # -- actions --
 
@@ -127,7 +194,9 @@ class Governance:
         ref = envelope.approval_ref or ""
         async with self._lock:  # single use: check and consume without interleaving
             try:
-                approval = self.queue.check_retry(ref, envelope, now)
+                approval = self.queue.check_retry(
+                    ref, envelope, now, policy_hash=self.policy.content_hash
+                )
             except (ApprovalError, InputError) as e:
                 refused = Decision(
                     decision="block",
@@ -175,7 +244,7 @@ class Governance:
             "summary": execution.summary,
             "result_sha256": execution.result_sha256,
         }
-        await self.ledger.append_async(envelope.session, "result", result)
+        await self._append(envelope.session, "result", result)
         return ActionOutcome(
             envelope=envelope, decision=decision, evidence_hash=evidence, execution=execution
         )
@@ -196,8 +265,16 @@ class Governance:
             body["queued_at"] = format_time(now)
             body["expires_at"] = format_time(now + timedelta(seconds=expiry))
             body["approvers"] = list(decision.approvers)
-        receipt = await self.ledger.append_async(envelope.session, "decision", body)
+        receipt = await self._append(envelope.session, "decision", body)
         return receipt.entry_hash
+
+    async def _append(self, session: str, kind: str, body: Mapping[str, Any]) -> Receipt:
+        started = time.perf_counter()
+        receipt = await self.ledger.append_async(session, kind, body)
+        if self.on_append is not None:
+            self.on_append(time.perf_counter() - started)
+        self._active[session] = self.clock()
+        return receipt
 
     # -- approvals --
 
@@ -238,7 +315,7 @@ class Governance:
             if comment:
                 body["comment"] = comment
             kind = "approval" if approved else "denial"
-            receipt = await self.ledger.append_async(approval.envelope.session, kind, body)
+            receipt = await self._append(approval.envelope.session, kind, body)
             decided = self.queue.decide(
                 approval_id, approved=approved, reviewer=principal.name, comment=comment, now=now
             )

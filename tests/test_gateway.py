@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,9 +13,9 @@ from aiohttp.test_utils import TestClient
 from conftest import FakeClock
 from policy_helpers import pack
 
-from aegisflow.approvals import Principal
+from aegisflow.approvals import RETAIN, Principal, UnknownApproval
 from aegisflow.auth import ApiKeys, KeyRecord, key_hash
-from aegisflow.gateway.app import create_app
+from aegisflow.gateway.app import SESSION_HEADER, create_app
 from aegisflow.ledger.bundle import verify_bundle
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.ledger import Ledger
@@ -309,3 +311,115 @@ async def test_evidence_routes_list_show_and_export(
     assert report.sessions[SESSION].entries == 2
     hostile = await client.get("/admin/v1/sessions/..%2Fetc/export", headers=headers)
     assert hostile.status in (400, 404)
+
+
+async def test_whole_ledger_export_and_verify_routes(
+    client: TestClient, tmp_path: Any, signer: Any
+) -> None:
+    await post(client, "/admin/v1/test-action", GET_FILE)
+    await post(client, "/admin/v1/test-action", RM)
+    headers = {"X-API-Key": ADMIN_KEY}
+    denied = await client.get("/admin/v1/evidence/export", headers={"X-API-Key": AGENT_KEY})
+    assert denied.status == 403
+    response = await client.get("/admin/v1/evidence/export", headers=headers)
+    assert response.status == 200
+    assert response.headers["Content-Disposition"] == 'attachment; filename="ledger.bundle"'
+    bundle = tmp_path / "ledger.bundle"
+    bundle.write_bytes(await response.read())
+    assert int(response.headers["Content-Length"]) == bundle.stat().st_size
+    report = verify_bundle(bundle, [signer.public_key])
+    assert report.valid
+    assert report.total_entries == 2
+
+    verified = await client.get("/admin/v1/evidence/verify", headers=headers)
+    assert verified.status == 200
+    data = await verified.json()
+    assert (data["valid"], data["total_entries"], data["findings"]) == (True, 2, [])
+    one = await (
+        await client.get("/admin/v1/evidence/verify", params={"session": SESSION}, headers=headers)
+    ).json()
+    assert [line.split()[2] for line in one["lines"]] == ["allow", "block"]
+    for params, code in (
+        ({"session": "../etc"}, "invalid-session-id"),
+        ({"session": "nobody"}, "invalid-input"),
+        ({"sesion": SESSION}, "invalid-input"),
+    ):
+        bad = await client.get("/admin/v1/evidence/verify", params=params, headers=headers)
+        assert bad.status == 400
+        assert (await bad.json())["error"]["code"] == code
+
+
+async def test_metrics_report_append_latency(client: TestClient) -> None:
+    await post(client, "/admin/v1/test-action", GET_FILE)
+    text = await (await client.get("/metrics", headers={"X-API-Key": ADMIN_KEY})).text()
+    assert "aegisflow_ledger_append_seconds_count 1.0" in text
+
+
+async def test_an_approval_is_bound_to_the_policy_version(
+    aiohttp_client: Any, make_git_ledger: Callable[[], Ledger], clock: FakeClock
+) -> None:
+    first = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    client = await aiohttp_client(create_app(first, keys(), base_url=BASE))
+    _, review = await post(client, "/admin/v1/test-action", PR)
+    await post(client, f"/admin/v1/approvals/{review['envelope_id']}/approve", {}, ALICE_KEY)
+    await client.close()
+    first.ledger.close()
+
+    changed = dataclasses.replace(pack("pr-writer"), content_hash="sha256:" + "ab" * 32)
+    second = Governance(policy=changed, ledger=make_git_ledger(), clock=clock)
+    second.restore()
+    client = await aiohttp_client(create_app(second, keys(), base_url=BASE))
+    _, refused = await post(
+        client, "/admin/v1/test-action", {**PR, "approval_ref": review["envelope_id"]}
+    )
+    assert refused["decision"] == "block"
+    assert "another policy version" in refused["error"]["message"]
+
+
+async def test_restore_reads_only_the_window_an_approval_can_matter_in(
+    aiohttp_client: Any, make_git_ledger: Callable[[], Ledger], clock: FakeClock
+) -> None:
+    first = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    client = await aiohttp_client(create_app(first, keys(), base_url=BASE))
+    _, old = await post(client, "/admin/v1/test-action", PR)
+    await post(client, "/admin/v1/test-action", GET_FILE)
+    # 30 minutes of expiry plus an hour of retention later, the old review is history.
+    clock.now += timedelta(minutes=30) + RETAIN + timedelta(seconds=1)
+    _, new = await post(client, "/admin/v1/test-action", {**PR, "target": "aegisflow/other"})
+    assert len(first.queue) == 2
+    assert await first.sweep(None) == []
+    assert len(first.queue) == 1  # pruned at run time ...
+    await client.close()
+    first.ledger.close()
+
+    second = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    assert second.restore() == 1  # ... and not read back on start
+    assert [a.approval_id for a in second.queue.pending(clock())] == [new["envelope_id"]]
+    with pytest.raises(UnknownApproval):
+        second.queue.get(old["envelope_id"])
+
+
+async def test_idle_sessions_close_unless_an_approval_is_live(
+    aiohttp_client: Any, make_git_ledger: Callable[[], Ledger], clock: FakeClock
+) -> None:
+    governance = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    client = await aiohttp_client(create_app(governance, keys(), base_url=BASE))
+    headers = {"X-API-Key": AGENT_KEY}
+    for session, body in (("idle-a", GET_FILE), ("idle-b", PR), ("busy", GET_FILE)):
+        response = await client.post(
+            "/admin/v1/test-action", json=body, headers={**headers, SESSION_HEADER: session}
+        )
+        assert response.status == 200
+    clock.now += timedelta(minutes=11)
+    await client.post("/admin/v1/test-action", json=RM, headers={**headers, SESSION_HEADER: "busy"})
+    assert await governance.sweep(timedelta(minutes=10)) == ["idle-a"]
+    assert governance.ledger.head("idle-a").closed  # type: ignore[union-attr]
+    assert not governance.ledger.head("idle-b").closed  # type: ignore[union-attr]
+    refused = await client.post(
+        "/admin/v1/test-action", json=GET_FILE, headers={**headers, SESSION_HEADER: "idle-a"}
+    )
+    assert (await refused.json())["error"]["code"] == "session-closed"
+    # Once its review has expired, the waiting session closes too.
+    clock.now += timedelta(minutes=31)
+    assert sorted(await governance.sweep(timedelta(minutes=10))) == ["busy", "idle-b"]
+    assert await governance.sweep(timedelta(minutes=10)) == []

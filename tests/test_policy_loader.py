@@ -768,7 +768,7 @@ def test_defaults_when_omitted() -> None:
     policy = load("tool_policies: {}\n")
     assert policy.default_decision == "block"
     assert policy.unparseable == "block"
-    assert policy.approval_expiry == DEFAULT_APPROVAL_EXPIRY == 3600
+    assert policy.approval_expiry == DEFAULT_APPROVAL_EXPIRY == 1800
     assert policy.approvers == ()
     assert policy.rules == ()
     assert policy.source == SOURCE
@@ -924,7 +924,7 @@ def test_pr_writer_loads() -> None:
     assert policy.name == "pr-writer"
     assert policy.default_decision == "review"
     assert policy.unparseable == "review"
-    assert policy.approval_expiry == 3600
+    assert policy.approval_expiry == 1800
     assert policy.approvers == ("role:reviewer", "role:admin")
     assert len(policy.rules) > 200
     assert [r.index for r in policy.rules] == list(range(len(policy.rules)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from aegisflow.gateway.app import create_app
 from aegisflow.keys import load_signer
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.ledger import Ledger
+from aegisflow.policy.loader import parse_duration
 from aegisflow.service import Governance
 
 
@@ -49,8 +51,15 @@ def serve(
     github_api: Annotated[
         str, typer.Option(help="GitHub REST API base URL")
     ] = "https://api.github.com",
+    session_idle: Annotated[
+        str,
+        typer.Option(help="Close sessions idle this long (e.g. 30m, 1h, 2d; 0 never)"),
+    ] = "1h",
 ) -> None:
     """Evaluate, record and queue actions over HTTP (the single ledger writer)."""
+    idle_seconds = parse_duration(session_idle)
+    if idle_seconds is None:
+        raise InputError(f"--session-idle must be a duration like 30m or 1h, not {session_idle!r}")
     paths = Paths.from_env(home)
     compiled = read_policy(policy or paths.default_policy)
     if not paths.api_keys.exists():
@@ -70,7 +79,12 @@ def serve(
         f"pending approvals; listening on http://{host}:{port}",
         markup=False,
     )
-    app = create_app(governance, keys, base_url=public_url or f"http://localhost:{port}")
+    app = create_app(
+        governance,
+        keys,
+        base_url=public_url or f"http://localhost:{port}",
+        idle_timeout=timedelta(seconds=idle_seconds) if idle_seconds else None,
+    )
     github = _github_app(github_app_id, github_installation, github_key, github_api)
     if github is not None:
         attach_github(app, governance, github)

@@ -10,11 +10,13 @@ errors are for requests that could not be decided at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,11 @@ from aegisflow.approvals import (
 from aegisflow.auth import ApiKeys, Unauthenticated
 from aegisflow.errors import AegisError, InputError, OperationalError
 from aegisflow.gateway.metrics import CONTENT_TYPE, Metrics
-from aegisflow.ledger.bundle import export_session
+from aegisflow.ledger.bundle import ExportInfo, export_all, export_session
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.reading import list_sessions, session_entries
+from aegisflow.ledger.verify import verify_repository
 from aegisflow.service import ActionOutcome, Governance
 
 GOVERNANCE = web.AppKey("governance", Governance)
@@ -41,6 +44,7 @@ METRICS = web.AppKey("metrics", Metrics)
 KEYS = web.AppKey("keys", ApiKeys)
 BASE_URL = web.AppKey("base_url", str)
 MAX_BODY = 1 << 20
+CHUNK = 1 << 16
 BLOCK_CODE = -32001
 REVIEW_CODE = -32002
 SESSION_HEADER = "X-AegisFlow-Session"
@@ -54,19 +58,34 @@ class Forbidden(AegisError):
     reference = "forbidden"
 
 
-def create_app(governance: Governance, keys: ApiKeys, *, base_url: str) -> web.Application:
-    """The gateway application (see the module docstring for its contract)."""
+def create_app(
+    governance: Governance,
+    keys: ApiKeys,
+    *,
+    base_url: str,
+    idle_timeout: timedelta | None = None,
+    sweep_every: float = 60.0,
+) -> web.Application:
+    """The gateway application (see the module docstring for its contract).
+
+    Every ``sweep_every`` seconds the service prunes settled approvals and, with
+    ``idle_timeout``, closes the sessions idle for longer (:meth:`Governance.sweep`).
+    """
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
     app[GOVERNANCE] = governance
     app[KEYS] = keys
     app[BASE_URL] = base_url.rstrip("/")
     app[METRICS] = Metrics.create()
+    governance.on_append = app[METRICS].append.observe
+    app.cleanup_ctx.append(_sweeper(governance, idle_timeout, sweep_every))
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/v1/sessions/{id}/close", close_session)
     app.router.add_get("/admin/v1/sessions", list_sessions_route)
     app.router.add_get("/admin/v1/sessions/{id}", show_session)
     app.router.add_get("/admin/v1/sessions/{id}/export", export_session_route)
+    app.router.add_get("/admin/v1/evidence/export", export_ledger_route)
+    app.router.add_get("/admin/v1/evidence/verify", verify_route)
     app.router.add_post("/admin/v1/test-action", action)
     app.router.add_post("/v1/actions", action)
     app.router.add_get("/admin/v1/approvals", list_approvals)
@@ -105,18 +124,12 @@ async def action(request: web.Request) -> web.Response:
     observed = request.app[METRICS]
     observed.decisions.labels(outcome.decision.decision, outcome.envelope.protocol).inc()
     observed.latency.observe(elapsed)
-    log.info(
-        json.dumps(
-            {
-                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "level": "info",
-                "msg": "action evaluated",
-                "envelope_id": outcome.envelope.envelope_id,
-                "tool": outcome.envelope.tool,
-                "decision": outcome.decision.decision,
-                "latency_us": latency_us,
-            }
-        )
+    _log_line(
+        "action evaluated",
+        envelope_id=outcome.envelope.envelope_id,
+        tool=outcome.envelope.tool,
+        decision=outcome.decision.decision,
+        latency_us=latency_us,
     )
     return web.json_response(_action_json(outcome, request.app[BASE_URL]))
 
@@ -133,10 +146,7 @@ async def close_session(request: web.Request) -> web.Response:
     """Write the session's signed manifest; later actions in it are refused."""
     _authorize(request, "agent", "admin")
     session = validate_session_id(request.match_info["id"])
-    ledger = request.app[GOVERNANCE].ledger
-    receipt = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: ledger.close_session(session)
-    )
+    receipt = await request.app[GOVERNANCE].close_session(session)
     return web.json_response(
         {"session": session, "closed": True, "manifest_entry_hash": receipt.entry_hash}
     )
@@ -204,28 +214,76 @@ async def show_session(request: web.Request) -> web.Response:
     )
 
 
-async def export_session_route(request: web.Request) -> web.Response:
+async def export_session_route(request: web.Request) -> web.StreamResponse:
     """The session as a git bundle (for ``aegisctl evidence verify --bundle``)."""
     _authorize(request, "admin", "auditor")
     session = validate_session_id(request.match_info["id"])
+    return await _stream_bundle(
+        request, f"{session}.bundle", lambda path, out: export_session(path, session, out)
+    )
+
+
+async def export_ledger_route(request: web.Request) -> web.StreamResponse:
+    """The whole ledger as a git bundle."""
+    _authorize(request, "admin", "auditor")
+    return await _stream_bundle(request, "ledger.bundle", export_all)
+
+
+async def verify_route(request: web.Request) -> web.Response:
+    """Replay the ledger against the service's own key (``?session=`` adds its lines).
+
+    This checks the ledger as the service holds it; an auditor's independent check is
+    ``aegisctl evidence verify --bundle`` offline, with the key obtained out of band.
+    """
+    _authorize(request, "admin", "auditor")
+    unknown = set(request.query) - {"session"}
+    if unknown:
+        raise InputError(f"unknown query parameters: {', '.join(sorted(unknown))}")
+    session = request.query.get("session")
+    if session is not None:
+        validate_session_id(session)
+    path = _ledger_path(request)
+    key = request.app[GOVERNANCE].ledger.public_key
+    report = await asyncio.get_running_loop().run_in_executor(
+        None, _read_only, path, lambda storage: verify_repository(storage, [key], session=session)
+    )
+    data: dict[str, Any] = report.to_dict()
+    if session is not None:
+        summary = report.sessions.get(session)
+        if summary is None:
+            raise InputError(f"no session {session!r} in this ledger")
+        data["lines"] = summary.lines
+    return web.json_response(data)
+
+
+async def _stream_bundle(
+    request: web.Request, filename: str, export: Callable[[Path, Path], ExportInfo]
+) -> web.StreamResponse:
+    """Export under a fresh signed checkpoint into a temporary file and stream it out."""
     path = _ledger_path(request)
     ledger = request.app[GOVERNANCE].ledger
+    loop = asyncio.get_running_loop()
+    with tempfile.TemporaryDirectory(prefix="aegisflow-export-") as tmp:
+        out = Path(tmp) / filename
 
-    def export() -> bytes:
-        ledger.checkpoint()  # a signed checkpoint that covers everything written so far
-        with tempfile.TemporaryDirectory(prefix="aegisflow-export-") as tmp:
-            out = Path(tmp) / f"{session}.bundle"
-            export_session(path, session, out)
-            return out.read_bytes()
+        def write() -> ExportInfo:
+            ledger.checkpoint()  # so the bundle proves everything written so far
+            return export(path, out)
 
-    data = await asyncio.get_running_loop().run_in_executor(None, export)
-    return web.Response(
-        body=data,
-        headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Disposition": f'attachment; filename="{session}.bundle"',
-        },
-    )
+        info = await loop.run_in_executor(None, write)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Disposition": f'attachment; filename="{filename}"',
+            }
+        )
+        response.content_length = info.bytes
+        await response.prepare(request)
+        with out.open("rb") as stream:
+            while chunk := await loop.run_in_executor(None, stream.read, CHUNK):
+                await response.write(chunk)
+        await response.write_eof()
+    return response
 
 
 async def list_approvals(request: web.Request) -> web.Response:
@@ -327,6 +385,37 @@ def _pending_json(approval: Approval) -> dict[str, Any]:
 
 
 # -- plumbing -------------------------------------------------------------------------------
+
+
+def _log_line(msg: str, **fields: object) -> None:
+    """One JSON log line: ``ts``, ``level``, ``msg`` and the fields (never a secret)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    log.info(json.dumps({"ts": stamp, "level": "info", "msg": msg, **fields}))
+
+
+def _sweeper(
+    governance: Governance, idle: timedelta | None, every: float
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def run(_app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    closed = await governance.sweep(idle)
+                except Exception:  # the next round tries again; requests are unaffected
+                    logging.getLogger("aegisflow.gateway").exception("sweep failed")
+                    continue
+                for session in closed:
+                    _log_line("session closed (idle)", session=session)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run
 
 
 def _authorize(request: web.Request, *roles: str) -> Principal:

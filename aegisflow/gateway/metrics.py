@@ -14,6 +14,7 @@ class Metrics:
     registry: CollectorRegistry
     decisions: Counter
     latency: Histogram
+    append: Histogram
     pending: Gauge
     ledger_entries: Gauge
 
@@ -32,6 +33,12 @@ class Metrics:
                 "aegisflow_action_seconds",
                 "Time to decide and durably record an action",
                 buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+                registry=registry,
+            ),
+            append=Histogram(
+                "aegisflow_ledger_append_seconds",
+                "Time for one ledger entry to become durable (group commit included)",
+                buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
                 registry=registry,
             ),
             pending=Gauge(

@@ -142,8 +142,13 @@ def list_sessions(reader: ObjectReader) -> list[SessionInfo]:
     return out
 
 
-def session_entries(reader: ObjectReader, session: str) -> list[StoredEntry]:
+def session_entries(
+    reader: ObjectReader, session: str, *, since: str | None = None
+) -> list[StoredEntry]:
     """The entries of ``session``, oldest first, following git parents from its ref.
+
+    With ``since`` (an entry time), the walk back stops at the first entry older than
+    it: the session's newest entries only, cheap on a long history.
 
     Raises:
         InputError: If the session has no ref.
@@ -159,6 +164,8 @@ def session_entries(reader: ObjectReader, session: str) -> list[StoredEntry]:
     out: list[StoredEntry] = []
     while oid != genesis:
         stored = read_entry(reader, oid)
+        if since is not None and stored.entry.time < since:
+            break
         out.append(stored)
         if len(stored.commit.parents) != 1:
             raise MalformedData(f"entry commit {oid.hex()} does not have exactly one parent")

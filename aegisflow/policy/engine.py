@@ -155,6 +155,11 @@ class Policy:
         patterns = tuple(g for r in self.rules if _path_gated(r) for g in r.when.paths.globs)  # type: ignore[union-attr]
         object.__setattr__(self, "_path_gate", glob_set(patterns))
 
+    @property
+    def max_approval_expiry(self) -> int:
+        """The longest any approval under this policy stays usable, in seconds."""
+        return max([self.approval_expiry, *(r.approval_expiry or 0 for r in self.rules)])
+
     def evaluate(self, envelope: Envelope) -> Decision:
         """Decide one envelope."""
         facts = facts_for(envelope)

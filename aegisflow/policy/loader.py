@@ -37,7 +37,7 @@ from aegisflow.policy.shell import is_glob
 MAX_POLICY_BYTES = 1 << 20
 MAX_RULES = 10_000
 MAX_TEXT = 500
-DEFAULT_APPROVAL_EXPIRY = 3600
+DEFAULT_APPROVAL_EXPIRY = 1800  # 30 minutes
 CREDENTIAL_TYPES = {"github_app_jwt": 600}
 """Credential types the broker can mint, with the longest lifetime each may have."""
 PERMISSION_LEVELS = ("read", "write", "admin")
@@ -74,6 +74,14 @@ _POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _APPROVER = re.compile(r"(role|principal):[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 _DURATION = re.compile(r"([0-9]+)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> int | None:
+    """Seconds of a duration like ``600``, ``10m``, ``1h`` or ``2d``; None if malformed."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    match = _DURATION.fullmatch(str(value))
+    return int(match.group(1)) * _UNITS[match.group(2)] if match else None
 
 
 class PolicyLoadError(PolicyError):
@@ -539,9 +547,8 @@ class _Builder:
         value = node.get(key)
         if value is None:
             return None
-        match = _DURATION.fullmatch(str(value)) if isinstance(value, int | str) else None
-        seconds = int(match.group(1)) * _UNITS[match.group(2)] if match else 0
-        if isinstance(value, bool) or not 0 < seconds <= 7 * 86400:
+        seconds = parse_duration(value) or 0
+        if not 0 < seconds <= 7 * 86400:
             raise self.fail(
                 _line(node, key),
                 f"{key} must be a duration like 600, 10m, 1h or 2d, at most 7d (got {value!r})",
