@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,7 @@ from aegisflow.errors import (
     SessionClosed,
 )
 from aegisflow.keys import Signer
+from aegisflow.ledger import gitstore
 from aegisflow.ledger.entry import MAX_ENTRY_BYTES
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.ledger import Ledger
@@ -181,3 +184,36 @@ def test_failed_write_fails_every_request_of_the_batch(signer: Signer, clock: Fa
         with pytest.raises(LedgerUnavailable):
             future.result(timeout=10)
     ledger.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_background_repacks_leave_no_descriptor_to_a_deleted_pack(
+    make_git_ledger: Callable[[], Ledger], git_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libgit2 keeps a descriptor per pack it opened; a repack deletes packs, so a writer
+    that never let go ran out of descriptors after some hours (found by the 1M bench)."""
+    monkeypatch.setattr(gitstore, "REPACK_THRESHOLD", 2)
+    monkeypatch.setattr(gitstore, "REPACK_INTERVAL", 0.0)
+    ledger = make_git_ledger()
+    storage = ledger.storage
+    assert isinstance(storage, GitStorage)
+    for round_ in range(6):
+        for n in range(3):
+            ledger.append(f"s{n}", "decision", decision(round_ * 3 + n))
+            storage.read(ledger.head(f"s{n}").commit)  # type: ignore[union-attr]
+        if storage._repack is not None:
+            storage._repack.join()
+
+    def deleted_packs() -> list[str]:
+        found = []
+        for fd in Path("/proc/self/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if str(git_path) in target and target.endswith("(deleted)"):
+                found.append(target)
+        return found
+
+    ledger.append("s0", "decision", decision(99))  # the writer notices the finished repack
+    assert deleted_packs() == []

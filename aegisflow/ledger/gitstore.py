@@ -296,8 +296,14 @@ class GitStorage:
     # -- maintenance --------------------------------------------------------------
 
     def _maybe_repack(self) -> None:
-        if self._repack is not None and self._repack.is_alive():
-            return
+        if self._repack is not None:
+            if self._repack.is_alive():
+                return
+            # The finished repack deleted packs libgit2 still holds open (one descriptor
+            # each, for good): let go of every handle; reads reopen what exists.
+            with self._read_lock:
+                self._repo.free()
+            self._repack = None
         now = time.monotonic()
         if self._packs_written < REPACK_THRESHOLD or now - self._last_repack < REPACK_INTERVAL:
             return
