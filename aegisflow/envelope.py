@@ -34,7 +34,7 @@ MAX_NAME = 128
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:/+-]*")
-_SPACE = re.compile(r"\s")
+TOOL_PATTERN = re.compile(r"[!-~]+")
 _BREAKS = re.compile(r"[\x00\r\n]")
 
 IdFactory = Callable[[], str]
@@ -230,13 +230,18 @@ def _from_fields(data: Mapping[str, Any], *, envelope_id: str, actor: Actor) -> 
 
 
 def check_tool(tool: object) -> str:
-    """Return ``tool`` if it is a plausible tool name: printable, no spaces, bounded."""
+    """Return ``tool`` if it is a plausible tool name: printable ASCII, no spaces, bounded.
+
+    ASCII only, so a look-alike letter cannot make ``shell.rm`` miss the rules for it.
+    """
     if not isinstance(tool, str) or not tool:
         raise InvalidAction("tool must be a non-empty string")
     if len(tool) > MAX_TOOL:
         raise InvalidAction(f"tool name is {len(tool)} characters; the limit is {MAX_TOOL}")
-    if not tool.isprintable() or _SPACE.search(tool):
-        raise InvalidAction(f"tool name {tool[:60]!a} has spaces or control characters")
+    if not TOOL_PATTERN.fullmatch(tool):
+        raise InvalidAction(
+            f"tool name {tool[:60]!a} has spaces or control characters, or is not ASCII"
+        )
     return tool
 
 

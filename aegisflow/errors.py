@@ -78,6 +78,10 @@ class SessionClosed(InputError):
     reference = "session-closed"
 
 
+class UnknownSession(InputError):
+    reference = "session-unknown"
+
+
 # -- keys ----------------------------------------------------------------------------
 
 

@@ -20,13 +20,14 @@ from aegisflow.approvals import (
     RETAIN,
     Approval,
     ApprovalError,
+    ApprovalForbidden,
     ApprovalQueue,
     Principal,
 )
 from aegisflow.envelope import Actor, Envelope, InvalidAction
 from aegisflow.errors import AegisError, InputError
 from aegisflow.executor import Execution, failure
-from aegisflow.ledger.entry import format_time, parse_time
+from aegisflow.ledger.entry import format_time, parse_time, validate_session_id
 from aegisflow.ledger.ledger import Ledger, utc_now
 from aegisflow.ledger.reading import list_sessions, session_entries
 from aegisflow.ledger.sequencer import Receipt
@@ -291,10 +292,10 @@ class Governance:
 
         Raises:
             UnknownApproval, ApprovalForbidden, ApprovalError: As the queue decides.
-            InputError: If ``reviewer`` names someone other than the caller.
+            ApprovalForbidden: Also if ``reviewer`` names someone other than the caller.
         """
         if reviewer is not None and reviewer != principal.name:
-            raise InputError(
+            raise ApprovalForbidden(
                 f"reviewer {reviewer!r} is not the authenticated principal {principal.name!r}",
                 hint="use the API key of the person approving",
             )
@@ -323,13 +324,32 @@ class Governance:
 
 
 def _actor(given: object, principal: Principal, session: str | None) -> Actor:
-    """The actor of a call: agent and session from the body or headers, principal from the key."""
+    """The actor of a call: agent and session from the body or headers, principal from the key.
+
+    Raises:
+        InvalidAction: On unknown actor fields, or a body session that differs from the
+            header's.
+        InvalidSessionId: On a malformed session id.
+    """
     agent, chosen = principal.name, session
     if isinstance(given, Mapping):
-        agent = str(given.get("agent") or agent)
-        chosen = given.get("session") or chosen
+        unknown = set(given) - {"agent", "session"}
+        if unknown:
+            raise InvalidAction(
+                f"unknown actor fields: {', '.join(sorted(map(str, unknown)))}",
+                hint="an actor has agent and session; the principal comes from the API key",
+            )
+        if "agent" in given:
+            agent = given["agent"]  # Actor checks it
+        if "session" in given:
+            chosen = validate_session_id(given["session"])
+            if session is not None and chosen != session:
+                raise InvalidAction(
+                    f"actor.session {chosen!r} and the session header {session!r} differ",
+                    hint="name the session once, in the header or in actor.session",
+                )
     elif given is not None:
         raise InvalidAction("actor must be an object with agent and session")
     return Actor(
-        agent=agent, session=str(chosen or f"{principal.name}-default"), principal=principal.name
+        agent=agent, session=chosen or f"{principal.name}-default", principal=principal.name
     )

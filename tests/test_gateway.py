@@ -237,7 +237,7 @@ async def test_reviewer_must_be_the_key_holder(client: TestClient) -> None:
         {"reviewer": "mallory"},
         ALICE_KEY,
     )
-    assert status == 400
+    assert status == 403
     assert "not the authenticated principal" in body["error"]["message"]
 
 
@@ -285,10 +285,10 @@ async def test_closing_a_session_refuses_later_actions(client: TestClient) -> No
     assert status == 200
     assert closed["closed"] is True
     status, refused = await post(client, "/admin/v1/test-action", GET_FILE)
-    assert status == 400
+    assert status == 409
     assert refused["error"]["code"] == "session-closed"
     status, _ = await post(client, f"/admin/v1/sessions/{SESSION}/close", {})
-    assert status == 400
+    assert status == 409
 
 
 async def test_evidence_routes_list_show_and_export(
@@ -341,11 +341,11 @@ async def test_whole_ledger_export_and_verify_routes(
     assert [line.split()[2] for line in one["lines"]] == ["allow", "block"]
     for params, code in (
         ({"session": "../etc"}, "invalid-session-id"),
-        ({"session": "nobody"}, "invalid-input"),
+        ({"session": "nobody"}, "session-unknown"),
         ({"sesion": SESSION}, "invalid-input"),
     ):
         bad = await client.get("/admin/v1/evidence/verify", params=params, headers=headers)
-        assert bad.status == 400
+        assert bad.status == (404 if code == "session-unknown" else 400)
         assert (await bad.json())["error"]["code"] == code
 
 

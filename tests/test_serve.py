@@ -8,74 +8,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import AEGISCTL, AEGISFLOW, BIN, _env, run
+from serve_helpers import AGENT_KEY, ALICE_KEY, ROOT, make_home, serving
+from test_cli import AEGISCTL, AEGISFLOW, run
 
-ROOT = Path(__file__).resolve().parent.parent
 SESSION = "sess-2026-04-06-1422"
-AGENT_KEY = "starter-key-001"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copytree(ROOT / "policies", home / "policies")
-    assert run(AEGISCTL, "keys", "init", home=home).code == 0
-    assert run(AEGISFLOW, "ledger", "init", home=home).code == 0
-    agent = run(
-        AEGISCTL, "keys", "api-key", "--principal", "claude-code", "--role", "agent",
-        "--key", AGENT_KEY, home=home,
-    )  # fmt: skip
-    assert agent.code == 0, agent
-    alice = run(
-        AEGISCTL, "keys", "api-key", "--principal", "alice", "--role", "reviewer", home=home
-    )
-    alice_key = alice.out.split(": ")[-1].split()[0]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(BIN / AEGISFLOW), "serve", "--port", str(port)],
-            cwd=home,
-            env=_env(home),
-            stdout=sink,
-            stderr=sink,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.1)
-        yield home, url, alice_key
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    home = make_home(tmp_path)
+    with serving(home) as served:
+        yield home, served.url, ALICE_KEY
 
 
 def ctl(home: Path, url: str, key: str, *args: str) -> dict[str, object]:

@@ -11,6 +11,7 @@ from typing import Annotated
 import aiohttp
 import typer
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from aegisflow.auth import ApiKeys
 from aegisflow.cli.app import HomeOption, stderr
@@ -73,6 +74,7 @@ def serve(
     governance = Governance(policy=compiled, ledger=ledger)
     restored = governance.restore()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("aiohttp.server").addFilter(_one_line_for_bad_requests)
     stderr.print(
         f"aegisflow: policy {compiled.name} ({compiled.content_hash[:19]}...), "
         f"{restored} ledger entries, {len(governance.queue.pending(governance.clock()))} "
@@ -92,6 +94,17 @@ def serve(
         web.run_app(app, host=host, port=port, print=None, handle_signals=True)
     finally:
         ledger.close()
+
+
+def _one_line_for_bad_requests(record: logging.LogRecord) -> bool:
+    """A malformed HTTP message is the client's fault: one line, not a traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, HttpProcessingError):
+        record.msg = "refused a malformed HTTP request: %s"
+        record.args = (" ".join(str(error.message).split())[:200],)
+        record.exc_info = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
 
 
 def _github_app(

@@ -30,7 +30,14 @@ from aegisflow.approvals import (
     UnknownApproval,
 )
 from aegisflow.auth import ApiKeys, Unauthenticated
-from aegisflow.errors import AegisError, InputError, OperationalError
+from aegisflow.errors import (
+    AegisError,
+    InputError,
+    OperationalError,
+    SessionClosed,
+    UnknownSession,
+)
+from aegisflow.gateway import openapi
 from aegisflow.gateway.metrics import CONTENT_TYPE, Metrics
 from aegisflow.ledger.bundle import ExportInfo, export_all, export_session
 from aegisflow.ledger.entry import validate_session_id
@@ -79,6 +86,7 @@ def create_app(
     governance.on_append = app[METRICS].append.observe
     app.cleanup_ctx.append(_sweeper(governance, idle_timeout, sweep_every))
     app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi_route)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/v1/sessions/{id}/close", close_session)
     app.router.add_get("/admin/v1/sessions", list_sessions_route)
@@ -109,6 +117,10 @@ async def health(request: web.Request) -> web.Response:
             "pending_approvals": len(governance.queue.pending(governance.clock())),
         }
     )
+
+
+async def openapi_route(_request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
 
 
 async def action(request: web.Request) -> web.Response:
@@ -251,7 +263,7 @@ async def verify_route(request: web.Request) -> web.Response:
     if session is not None:
         summary = report.sessions.get(session)
         if summary is None:
-            raise InputError(f"no session {session!r} in this ledger")
+            raise UnknownSession(f"no session {session!r} in this ledger")
         data["lines"] = summary.lines
     return web.json_response(data)
 
@@ -430,7 +442,7 @@ async def _json(request: web.Request, *, allow_empty: bool = False) -> dict[str,
     if not raw and allow_empty:
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=_number)
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"the body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
@@ -438,12 +450,23 @@ async def _json(request: web.Request, *, allow_empty: bool = False) -> dict[str,
     return data
 
 
+def _number(text: str) -> int | float:
+    """``1.0`` and ``1e3`` are the integers RFC 8785 writes them as; other floats stay
+    floats, which the ledger refuses (they have no single canonical form here)."""
+    value = float(text)
+    if value.is_integer() and abs(value) <= 2**53 - 1:
+        return int(value)
+    return value
+
+
 _STATUS: tuple[tuple[type[AegisError], int], ...] = (
     (Unauthenticated, 401),
     (Forbidden, 403),
     (ApprovalForbidden, 403),
     (UnknownApproval, 404),
+    (UnknownSession, 404),
     (ApprovalError, 409),
+    (SessionClosed, 409),
     (InputError, 400),
     (OperationalError, 503),
 )
@@ -463,7 +486,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return web.json_response({"error": {"code": "http", "message": e.reason}}, status=e.status)
+        allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+        return web.json_response(
+            {"error": {"code": "http", "message": e.reason}}, status=e.status, headers=allow
+        )
     except Exception:
         logging.getLogger("aegisflow.gateway").exception("unexpected error")
         return web.json_response(

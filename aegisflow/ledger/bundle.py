@@ -166,7 +166,7 @@ def export_session(
 
     Raises:
         InvalidSessionId: If ``session`` is not a valid session id.
-        InputError: If the ledger has no such session.
+        UnknownSession: If the ledger has no such session.
         BundleError: If the ledger cannot prove the session (entries newer than the
             newest checkpoint, missing entries).
         OperationalError: If git fails.

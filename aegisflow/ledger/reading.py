@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aegisflow.errors import InputError, MalformedData, NotALedger
+from aegisflow.errors import MalformedData, NotALedger, UnknownSession
 from aegisflow.ledger import gitfmt
 from aegisflow.ledger.entry import Entry
 from aegisflow.ledger.merkle import leaf_hash
@@ -151,7 +151,7 @@ def session_entries(
     it: the session's newest entries only, cheap on a long history.
 
     Raises:
-        InputError: If the session has no ref.
+        UnknownSession: If the session has no ref.
         MalformedData: If the chain is malformed.
         ObjectMissing: If an object is absent.
     """
@@ -159,7 +159,7 @@ def session_entries(
     _require_ledger(refs)
     oid = refs.get(SESSION_PREFIX + session)
     if oid is None:
-        raise InputError(f"no session {session!r} in this ledger")
+        raise UnknownSession(f"no session {session!r} in this ledger")
     genesis = refs.get(GENESIS_REF)
     out: list[StoredEntry] = []
     while oid != genesis:
