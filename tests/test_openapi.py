@@ -92,6 +92,7 @@ def test_schemathesis_finds_no_server_error(
         ]  # fmt: skip
         done = subprocess.run(
             command,
+            cwd=tmp_path,  # its cache directory goes there
             capture_output=True,
             text=True,
             timeout=600,
