@@ -24,7 +24,7 @@ from aegisflow.ledger.entry import MAX_ENTRY_BYTES
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.ledger import Ledger
 from aegisflow.ledger.reading import read_entry, session_history
-from aegisflow.ledger.storage import MAIN_REF, MemoryStorage, session_ref
+from aegisflow.ledger.storage import GENESIS_REF, MAIN_REF, MemoryStorage, session_ref
 from tests.conftest import ORIGIN, FakeClock, decision
 
 HOSTILE_SESSIONS = [
@@ -217,3 +217,26 @@ def test_background_repacks_leave_no_descriptor_to_a_deleted_pack(
 
     ledger.append("s0", "decision", decision(99))  # the writer notices the finished repack
     assert deleted_packs() == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_open_pack_descriptors_stay_capped_between_repacks(
+    make_git_ledger: Callable[[], Ledger], git_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitstore, "REPACK_THRESHOLD", 1 << 30)  # no repack: a pack per append
+    ledger = make_git_ledger()
+    for n in range(gitstore.MAX_OPEN_PACKS + 30):
+        ledger.append("s0", "decision", decision(n))
+    head = ledger.head("s0")
+    assert head is not None
+    genesis = ledger.storage.refs()[GENESIS_REF]
+    assert len(session_history(ledger.storage, head.commit, genesis)) > gitstore.MAX_OPEN_PACKS
+    packs = len(list((git_path / "objects" / "pack").glob("*.pack")))
+    assert packs > gitstore.MAX_OPEN_PACKS
+    open_packs = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            open_packs += os.readlink(fd).startswith(str(git_path)) and fd.name.isdigit()
+        except OSError:
+            continue
+    assert open_packs <= gitstore.MAX_OPEN_PACKS + 2  # the packs, the lock file

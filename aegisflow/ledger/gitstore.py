@@ -61,9 +61,16 @@ _KINDS = {
     pygit2.enums.ObjectType.TAG: "tag",
 }
 
+MAX_OPEN_PACKS = 128
+"""Pack files libgit2 keeps open at once, per process."""
+
 _NICE = ("nice", "-n", "10") if shutil.which("nice") else ()
 
 pygit2.settings.enable_strict_hash_verification(True)
+# Packs pile up between background repacks (a busy writer makes one per batch); libgit2
+# keeps one descriptor per pack it has read unless capped, and closes the least recently
+# used beyond the cap, so a process stays far below the usual 1024-descriptor limit.
+pygit2.settings.mwindow_file_limit = MAX_OPEN_PACKS
 
 
 def _fsync_dir(path: Path) -> None:
