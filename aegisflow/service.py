@@ -29,8 +29,9 @@ from aegisflow.errors import AegisError, InputError
 from aegisflow.executor import Execution, failure
 from aegisflow.ledger.entry import format_time, parse_time, validate_session_id
 from aegisflow.ledger.ledger import Ledger, utc_now
-from aegisflow.ledger.reading import list_sessions, session_entries
+from aegisflow.ledger.reading import list_sessions, read_entry, session_entries
 from aegisflow.ledger.sequencer import Receipt
+from aegisflow.ledger.storage import GENESIS_REF
 from aegisflow.policy.engine import Decision, Policy
 from aegisflow.policy.model import CredentialSpec
 from aegisflow.policy.normalize import action_envelopes
@@ -113,17 +114,38 @@ class Governance:
         self.queue.prune(now)
         return len(entries)
 
-    async def close_session(self, session: str) -> Receipt:
+    async def close_session(self, session: str, by: Principal | None = None) -> Receipt:
         """Write ``session``'s signed manifest; later actions in it are refused.
 
+        ``by``, when given, must be an admin or the principal that acted in the session:
+        one agent cannot end another's session.
+
         Raises:
+            ApprovalForbidden: If ``by`` may not close this session.
             SessionClosed: If the session has no entries or is already closed.
         """
-        receipt = await asyncio.get_running_loop().run_in_executor(
-            None, self.ledger.close_session, session
-        )
+        loop = asyncio.get_running_loop()
+        if by is not None and not by.has("admin"):
+            owner = await loop.run_in_executor(None, self._session_principal, session)
+            if owner is not None and owner != by.name:
+                raise ApprovalForbidden(f"session {session} belongs to another principal")
+        receipt = await loop.run_in_executor(None, self.ledger.close_session, session)
         self._active.pop(session, None)
         return receipt
+
+    def _session_principal(self, session: str) -> str | None:
+        """The principal of the newest decision in ``session`` (None if it has none)."""
+        head = self.ledger.head(session)
+        genesis = self.ledger.storage.refs().get(GENESIS_REF)
+        oid = head.commit if head is not None else None
+        while oid is not None and oid != genesis:
+            stored = read_entry(self.ledger.storage, oid)
+            envelope = stored.entry.body.get("envelope")
+            if stored.entry.type == "decision" and isinstance(envelope, Mapping):
+                actor = envelope.get("actor")
+                return str(actor.get("principal")) if isinstance(actor, Mapping) else None
+            oid = stored.commit.parents[0] if stored.commit.parents else None
+        return None
 
     async def sweep(self, idle: timedelta | None) -> list[str]:
         """Prune settled approvals and close sessions idle for longer than ``idle``.

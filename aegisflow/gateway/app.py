@@ -156,9 +156,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def close_session(request: web.Request) -> web.Response:
     """Write the session's signed manifest; later actions in it are refused."""
-    _authorize(request, "agent", "admin")
+    principal = _authorize(request, "agent", "admin")
     session = validate_session_id(request.match_info["id"])
-    receipt = await request.app[GOVERNANCE].close_session(session)
+    receipt = await request.app[GOVERNANCE].close_session(session, by=principal)
     return web.json_response(
         {"session": session, "closed": True, "manifest_entry_hash": receipt.entry_hash}
     )
@@ -445,6 +445,8 @@ async def _json(request: web.Request, *, allow_empty: bool = False) -> dict[str,
         data = json.loads(raw, parse_float=_number)
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"the body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise InputError("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise InputError("the body must be a JSON object")
     return data

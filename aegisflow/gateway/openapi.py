@@ -440,7 +440,7 @@ def document() -> dict[str, Any]:
         "/admin/v1/sessions/{id}/close": {
             "post": _op(
                 "Write the session's signed manifest; later actions in it are refused",
-                ("agent", "admin"),
+                ("agent (its own sessions)", "admin"),
                 {"200": _json(_ref("Closed"), "The manifest entry")},
                 parameters=[session],
                 errors=(400, 401, 403, 409, 503),
