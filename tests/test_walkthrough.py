@@ -3,6 +3,7 @@ credential, the pull request on a stand-in GitHub, and the seven entries verifie
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from conftest import FakeClock
 from policy_helpers import pack
+from test_cli import AEGISCTL, run
 from test_credentials import NOW, PRIVATE, standin
 from test_gateway import ALICE_KEY, BASE, GET_FILE, PR, PYTEST, RM, SESSION, keys, post
+from test_tamper import Repo, rewrite_file
 
 from aegisflow.cli.serve import attach_github
 from aegisflow.credentials import GitHubApp
@@ -105,11 +108,47 @@ async def test_the_walkthrough(world: Any, git_path: Path, signer: Signer, tmp_p
         f"envelope {done['envelope_id']} result pr/1247",
     ]
     storage = GitStorage(git_path)
-    stored = b"".join(s.data for s in session_entries(storage, SESSION))
+    stored_entries = session_entries(storage, SESSION)
     storage.close()
+    stored = b"".join(s.data for s in stored_entries)
     (token,) = state.tokens
     assert token.encode() not in stored  # the ledger holds the grant, never the token
     assert b'"fingerprint"' in stored
+
+    # The auditor's view: the CLI, offline, with the key obtained out of band.
+    key_file = tmp_path / "ledger.key.pub"
+    key_file.write_text(signer.public_key.openssh() + "\n")
+    shown = run(
+        AEGISCTL, "evidence", "verify", "--bundle", str(bundle), "--session", SESSION,
+        "--trusted-key", str(key_file), home=tmp_path,
+    )  # fmt: skip
+    assert shown.code == 0, shown
+    assert shown.lines[:7] == summary.lines
+    assert shown.lines[7] == "valid: true, total_entries: 7, audit log integrity verified"
+    assert shown.lines[8] == f"session_manifest_hash: {summary.manifest_hash}"
+
+    # Someone edits the database after the export: the block becomes an allow.
+    blocked = stored_entries[2]
+    assert blocked.entry.body["decision"] == "block"
+    attacker = Repo(git_path)
+    attacker.explode_packs()
+    blob = attacker.rev(f"{blocked.commit_id.hex()}:entry.json")
+    loose = attacker.loose_path(blob)
+    raw = zlib.decompress(loose.read_bytes())
+    at = raw.index(b'"decision":"block"') + len(b'"decision":"')
+    rewrite_file(loose, zlib.compress(raw[:at] + b"allow" + raw[at + 5 :]))
+    tampered = run(
+        AEGISCTL, "evidence", "verify", "--repo", str(git_path), "--session", SESSION,
+        "--trusted-key", str(key_file), home=tmp_path,
+    )  # fmt: skip
+    assert tampered.code != 0
+    verdict = next(line for line in tampered.lines if line.startswith("valid: false"))
+    assert "findings" in verdict
+    first = tampered.lines[tampered.lines.index(verdict) + 1]
+    assert "object_corrupt" in first
+    assert f"commit={blocked.commit_id.hex()}" in first  # the broken link, by name
+    # The bundle exported before the edit still verifies: the evidence handed over holds.
+    assert verify_bundle(bundle, [signer.public_key], session=SESSION).valid
 
 
 async def test_serve_attaches_the_github_executor(
