@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import AGENT_KEY, ALICE_KEY, ROOT, make_home, serving
+from serve_helpers import AGENT_KEY, ALICE_KEY, AUDITOR_KEY, ROOT, make_home, serving
 from test_cli import AEGISCTL, AEGISFLOW, run
 
 SESSION = "sess-2026-04-06-1422"
@@ -108,3 +108,43 @@ def test_demo_plays_the_walkthrough(tmp_path: Path) -> None:
     assert '"code": -32001' in result.out
     assert '"code": -32002' in result.out
     assert '"scope": "pull_requests:write,contents:read"' in result.out
+
+
+def test_evidence_export_and_verify_through_the_service(
+    server: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    home, url, _ = server
+    action = json.dumps(
+        {"protocol": "shell", "tool": "shell.rm", "target": "/w", "capability": "delete"}
+    )
+    ctl(home, url, AGENT_KEY, "test-action", "--action", action, "--session", SESSION)
+    remote = ("--server", url, "--api-key", AUDITOR_KEY)
+    bundle = tmp_path / "evidence.bundle"
+    exported = run(
+        AEGISCTL, "evidence", "export", "--session", SESSION, "--out", str(bundle), *remote,
+        home=home,
+    )  # fmt: skip
+    assert exported.code == 0, exported
+    assert bundle.stat().st_size > 0
+    offline = run(
+        AEGISCTL, "evidence", "verify", "--bundle", str(bundle), "--session", SESSION, home=home
+    )
+    assert "valid: true, total_entries: 1" in offline.out, offline
+    fetched = run(AEGISCTL, "evidence", "verify", "--session", SESSION, *remote, home=home)
+    assert fetched.code == 0, fetched
+    assert fetched.lines[-2:] == [
+        "valid: true, total_entries: 1, audit log integrity verified",
+        "session_manifest_hash: none (session open)",
+    ]
+    whole = run(AEGISCTL, "evidence", "verify", *remote, home=home)
+    assert whole.code == 0, whole
+    refused = run(
+        AEGISCTL, "evidence", "export", "--all", "--out", str(tmp_path / "x"),
+        "--server", url, "--api-key", AGENT_KEY, home=home,
+    )  # fmt: skip
+    assert refused.code != 0
+    assert "forbidden: claude-code lacks the role" in refused.err
+    assert not (tmp_path / "x").exists()
+    unknown = run(AEGISCTL, "evidence", "verify", "--session", "nobody", *remote, home=home)
+    assert unknown.code != 0
+    assert "session-unknown" in unknown.err

@@ -7,7 +7,11 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from typing import Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import Message
+from pathlib import Path
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,14 +30,15 @@ KeyOption = Annotated[
 ]
 
 
-def request(
+@contextmanager
+def _exchange(
     method: str, path: str, body: Any | None, *, server: str | None, api_key: str | None
-) -> tuple[int, Any]:
-    """One JSON request to the service.
+) -> Iterator[tuple[str, int, Message, IO[bytes]]]:
+    """Send one request; yield the base URL, the status, the headers and the body stream.
 
     Raises:
         InputError: Without an API key.
-        OperationalError: If the service cannot be reached or answers with non-JSON.
+        OperationalError: If the service cannot be reached.
     """
     base = (server or os.environ.get("AEGISFLOW_URL") or "http://127.0.0.1:8081").rstrip("/")
     key = api_key or os.environ.get("AEGISFLOW_API_KEY")
@@ -46,17 +51,73 @@ def request(
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310
-            status, raw = response.status, response.read()
+        response = urllib.request.urlopen(req, timeout=30)  # noqa: S310
     except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
+        response = e
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise OperationalError(f"cannot reach the service at {base}: {reason}") from None
+    with response:
+        yield base, response.status, response.headers, response
+
+
+def request(
+    method: str, path: str, body: Any | None, *, server: str | None, api_key: str | None
+) -> tuple[int, Any]:
+    """One JSON request to the service.
+
+    Raises:
+        InputError: Without an API key.
+        OperationalError: If the service cannot be reached or answers with non-JSON.
+    """
+    with _exchange(method, path, body, server=server, api_key=api_key) as (_, status, _, stream):
+        raw = stream.read()
     try:
         return status, json.loads(raw)
     except ValueError:
         raise OperationalError(f"the service answered {status} without JSON") from None
+
+
+def download(path: str, out: Path, *, server: str | None, api_key: str | None) -> int:
+    """Stream a GET of ``path`` into ``out`` (atomically); returns the bytes written.
+
+    Raises:
+        InputError: Without an API key, or if the service refuses the request.
+        OperationalError: If the service cannot be reached or the transfer is cut short.
+    """
+    with _exchange("GET", path, None, server=server, api_key=api_key) as (
+        base,
+        status,
+        headers,
+        stream,
+    ):
+        if status != 200:
+            try:
+                error = json.loads(stream.read())["error"]
+                message = f"{error['code']}: {error['message']}"
+            except (ValueError, KeyError, TypeError):
+                message = f"HTTP {status}"
+            raise (InputError if status < 500 else OperationalError)(
+                f"{base}{path} refused: {message}"
+            )
+        expected = headers.get("Content-Length")
+        partial = out.with_name(out.name + ".part")
+        written = 0
+        try:
+            with partial.open("wb") as sink:
+                while chunk := stream.read(1 << 16):
+                    sink.write(chunk)
+                    written += len(chunk)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            raise OperationalError(f"download from {base}{path} failed: {e}") from None
+    if expected is not None and int(expected) != written:
+        partial.unlink(missing_ok=True)
+        raise OperationalError(
+            f"download from {base}{path} stopped at {written} of {expected} bytes"
+        )
+    partial.replace(out)
+    return written
 
 
 def show(status: int, body: Any) -> None:

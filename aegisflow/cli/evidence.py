@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from aegisflow.cli.app import HomeOption
+from aegisflow.cli.client import KeyOption, ServerOption, download
 from aegisflow.cli.status import Exit
 from aegisflow.config import Paths
 from aegisflow.errors import InputError, KeyMaterialError
@@ -127,10 +130,22 @@ def export(
     all_: Annotated[bool, typer.Option("--all", help="Export the whole ledger")] = False,
     home: HomeOption = None,
     repo: RepoOption = None,
+    server: ServerOption = None,
+    api_key: KeyOption = None,
 ) -> None:
-    """Write a git bundle of one session (--session) or of the whole ledger (--all)."""
+    """Write a git bundle of one session (--session) or of the whole ledger (--all).
+
+    With --server, the bundle comes from a running service (admin or auditor key).
+    """
     if (session is None) == (not all_):
         raise InputError("give exactly one of --session SESSION or --all")
+    if server is not None:
+        if repo is not None:
+            raise InputError("give --repo or --server, not both")
+        size = _download(out_file, session, server, api_key)
+        what = f"session {session}" if session else "ledger"
+        err.print(f"exported {what} from {server} to {out_file} ({size} bytes)")
+        return
     path = _repo(home, repo)
     with _progress() as progress:
         task: TaskID = progress.add_task("exporting", total=None)
@@ -144,6 +159,14 @@ def export(
             info = export_all(path, out_file)
     what = f"session {session}" if session else "ledger"
     err.print(f"exported {what} to {info.path} ({info.bytes} bytes)")
+
+
+def _download(out_file: Path, session: str | None, server: str, api_key: str | None) -> int:
+    if session is None:
+        route = "/admin/v1/evidence/export"
+    else:
+        route = f"/admin/v1/sessions/{validate_session_id(session)}/export"
+    return download(route, out_file, server=server, api_key=api_key)
 
 
 def _trusted(home: Path | None, files: list[Path] | None) -> list[PublicKey]:
@@ -208,60 +231,71 @@ def verify(
     workers: Annotated[int, typer.Option(help="Worker processes (0: one per CPU)")] = 0,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    server: ServerOption = None,
+    api_key: KeyOption = None,
 ) -> None:
-    """Replay the ledger (or a bundle) and check every hash, link and signature."""
-    if repo is not None and bundle is not None:
-        raise InputError("give --repo or --bundle, not both")
+    """Replay the ledger (or a bundle) and check every hash, link and signature.
+
+    With --server, the session's (or the whole ledger's) bundle is fetched from the
+    service and verified here, against the trusted key: the service is not trusted.
+    """
+    if sum(x is not None for x in (repo, bundle, server)) > 1:
+        raise InputError("give one of --repo, --bundle or --server")
     if session is not None:
         validate_session_id(session)
     keys = _trusted(home, trusted_key)
-    trusted_cp: Checkpoint | None = None
-    if checkpoint is not None:
-        try:
-            trusted_cp = open_checkpoint(checkpoint.read_bytes(), keys)
-        except OSError as e:
-            raise InputError(f"cannot read checkpoint {checkpoint}: {e.strerror}") from e
-    count = workers or None
-    with _progress() as bar:
-        task = bar.add_task("verifying", total=None)
-
-        def step(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total or None)
-
-        if bundle is not None:
-            target = f"bundle {bundle}"
-            report = verify_bundle(
-                bundle,
-                keys,
-                session=session,
-                trusted_checkpoint=trusted_cp,
-                checker_for=lambda path: parallel_checker(path, count),
-                all_signatures=all_signatures,
-                progress=step,
-            )
-        else:
-            path = _repo(home, repo)
-            target = f"ledger {path}"
-            storage = GitStorage(path)
+    with contextlib.ExitStack() as cleanup:
+        if server is not None:
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="aegisflow-verify-"))
+            bundle = Path(tmp) / "evidence.bundle"
+            _download(bundle, session, server, api_key)
+        trusted_cp: Checkpoint | None = None
+        if checkpoint is not None:
             try:
-                with parallel_checker(path, count) as checker:
-                    report = verify_repository(
-                        storage,
-                        keys,
-                        session=session,
-                        trusted_checkpoint=trusted_cp,
-                        checker=checker,
-                        all_signatures=all_signatures,
-                        progress=step,
-                    )
-            finally:
-                storage.close()
-    if as_json:
-        data: dict[str, Any] = report.to_dict()
-        if session is not None and session in report.sessions:
-            data["lines"] = report.sessions[session].lines
-        out.print(json.dumps(data, indent=2), markup=False)
-    else:
-        _print_report(report, session, target)
-    if not report.valid or (session is not None and session not in report.sessions):
-        raise typer.Exit(Exit.VERIFY_FAILED)
+                trusted_cp = open_checkpoint(checkpoint.read_bytes(), keys)
+            except OSError as e:
+                raise InputError(f"cannot read checkpoint {checkpoint}: {e.strerror}") from e
+        count = workers or None
+        with _progress() as bar:
+            task = bar.add_task("verifying", total=None)
+
+            def step(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total or None)
+
+            if bundle is not None:
+                target = f"bundle {bundle}"
+                report = verify_bundle(
+                    bundle,
+                    keys,
+                    session=session,
+                    trusted_checkpoint=trusted_cp,
+                    checker_for=lambda path: parallel_checker(path, count),
+                    all_signatures=all_signatures,
+                    progress=step,
+                )
+            else:
+                path = _repo(home, repo)
+                target = f"ledger {path}"
+                storage = GitStorage(path)
+                try:
+                    with parallel_checker(path, count) as checker:
+                        report = verify_repository(
+                            storage,
+                            keys,
+                            session=session,
+                            trusted_checkpoint=trusted_cp,
+                            checker=checker,
+                            all_signatures=all_signatures,
+                            progress=step,
+                        )
+                finally:
+                    storage.close()
+        if as_json:
+            data: dict[str, Any] = report.to_dict()
+            if session is not None and session in report.sessions:
+                data["lines"] = report.sessions[session].lines
+            out.print(json.dumps(data, indent=2), markup=False)
+        else:
+            _print_report(report, session, target)
+        if not report.valid or (session is not None and session not in report.sessions):
+            raise typer.Exit(Exit.VERIFY_FAILED)
