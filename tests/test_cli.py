@@ -825,7 +825,7 @@ def test_verify_repo_and_bundle_together(world: World) -> None:
     )
     assert result.code == Exit.INVALID_INPUT, result
     assert result.out == ""
-    assert error_lines(result) == ["error: give --repo or --bundle, not both"]
+    assert error_lines(result) == ["error: give one of --repo, --bundle or --server"]
 
 
 def test_verify_with_a_missing_trusted_key_file(world: World) -> None:
