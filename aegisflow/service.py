@@ -29,7 +29,7 @@ from aegisflow.errors import AegisError, InputError
 from aegisflow.executor import Execution, failure
 from aegisflow.ledger.entry import format_time, parse_time, validate_session_id
 from aegisflow.ledger.ledger import Ledger, utc_now
-from aegisflow.ledger.reading import list_sessions, read_entry, session_entries
+from aegisflow.ledger.reading import entries_back_from, read_entry
 from aegisflow.ledger.sequencer import Receipt
 from aegisflow.ledger.storage import GENESIS_REF
 from aegisflow.policy.engine import Decision, Policy
@@ -100,13 +100,14 @@ class Governance:
         horizon = now - timedelta(seconds=self.policy.max_approval_expiry) - RETAIN
         since = format_time(horizon)
         storage = self.ledger.storage
+        genesis = storage.refs()[GENESIS_REF]
         entries: list[tuple[int, str, Mapping[str, Any]]] = []
-        for info in list_sessions(storage):
-            if not info.closed:
-                self._active[info.session] = parse_time(info.last_time)
-            if info.last_time < since:
+        for session, head in self.ledger.heads().items():
+            if not head.closed:
+                self._active[session] = parse_time(head.time)
+            if head.time < since:
                 continue
-            for stored in session_entries(storage, info.session, since=since):
+            for stored in entries_back_from(storage, head.commit, genesis, since=since):
                 entry = stored.entry
                 entries.append((entry.index, entry.type, entry.body))
         entries.sort(key=lambda item: item[0])

@@ -191,6 +191,10 @@ class Ledger:
     def head(self, session: str) -> Head | None:
         return self._state.heads.get(session)
 
+    def heads(self) -> dict[str, Head]:
+        """The newest entry of every session (a snapshot)."""
+        return dict(self._state.heads)
+
     @property
     def storage(self) -> Storage:
         return self._storage

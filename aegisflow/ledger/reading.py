@@ -142,13 +142,8 @@ def list_sessions(reader: ObjectReader) -> list[SessionInfo]:
     return out
 
 
-def session_entries(
-    reader: ObjectReader, session: str, *, since: str | None = None
-) -> list[StoredEntry]:
+def session_entries(reader: ObjectReader, session: str) -> list[StoredEntry]:
     """The entries of ``session``, oldest first, following git parents from its ref.
-
-    With ``since`` (an entry time), the walk back stops at the first entry older than
-    it: the session's newest entries only, cheap on a long history.
 
     Raises:
         UnknownSession: If the session has no ref.
@@ -157,11 +152,27 @@ def session_entries(
     """
     refs = reader.refs()
     _require_ledger(refs)
-    oid = refs.get(SESSION_PREFIX + session)
-    if oid is None:
+    head = refs.get(SESSION_PREFIX + session)
+    if head is None:
         raise UnknownSession(f"no session {session!r} in this ledger")
-    genesis = refs.get(GENESIS_REF)
+    return entries_back_from(reader, head, refs[GENESIS_REF])
+
+
+def entries_back_from(
+    reader: ObjectReader, head: bytes, genesis: bytes, *, since: str | None = None
+) -> list[StoredEntry]:
+    """The entries from ``genesis`` (excluded) to ``head``, oldest first.
+
+    With ``since``, the walk back stops at the first entry older than it: a session's
+    newest entries only, cheap on a long history (entry times never decrease along a
+    session).
+
+    Raises:
+        MalformedData: If the chain is malformed.
+        ObjectMissing: If an object is absent.
+    """
     out: list[StoredEntry] = []
+    oid = head
     while oid != genesis:
         stored = read_entry(reader, oid)
         if since is not None and stored.entry.time < since:

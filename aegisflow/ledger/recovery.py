@@ -157,7 +157,8 @@ def recover(reader: ObjectReader, key: PublicKey) -> Recovery:
     for session, stored in heads.items():
         body = stored.entry.body
         closed = stored.entry.type == "manifest" and parse_manifest_body(body)[0].final
+        entry = stored.entry
         state.heads[session] = Head(
-            stored.entry.seq, stored.entry.index, stored.entry_hash, stored.commit_id, closed
+            entry.seq, entry.index, stored.entry_hash, stored.commit_id, closed, entry.time
         )
     return recovery

@@ -60,6 +60,8 @@ class Head:
     entry_hash: bytes
     commit: bytes
     closed: bool = False
+    time: str = ""
+    """The entry's time (RFC 3339, fixed width: compares as text)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,7 +193,7 @@ class BatchBuilder:
             ),
         )
         closed = kind == "manifest" and parsed.get("final") is True
-        self._heads[session] = Head(entry.seq, entry.index, digest, commit, closed)
+        self._heads[session] = Head(entry.seq, entry.index, digest, commit, closed, entry.time)
         self._pending.setdefault(session, []).append((entry.seq, entry.index, digest))
         self._moved[session] = commit
         self._tree.append(digest)
