@@ -7,9 +7,9 @@ Every part runs ``aegisflow serve`` as a real process on loopback, on a home mad
 
 * ``load``: ``wrk`` (Debian's, installed by ``bench/tools``) posts the walkthrough's
   ``github.get_file_contents`` action to ``POST /admin/v1/test-action`` (the allow path,
-  each answer durable in the ledger) with 32 connections, next to an aiohttp endpoint
-  that does nothing, in the same run; reports decisions/s, latency percentiles and the
-  ratio.
+  each answer durable in the ledger) with 32 connections for ``--seconds`` after a 2 s
+  warm-up, next to an aiohttp endpoint on the same event loop that does nothing, in the
+  same run; reports decisions/s, latency percentiles and the ratio.
 * ``approve``: a review is parked, approved over HTTP, and the agent retries at once;
   the figure is the time from sending the approval to the retry's ``allow``.
 * ``start``: a ledger of ``--entries`` entries (default 1M) written through the service
@@ -74,7 +74,10 @@ async def noop(request):
 
 app = web.Application()
 app.router.add_post("/noop", noop)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+from aegisflow.cli.serve import _event_loop  # the service's event loop (uvloop if installed)
+web.run_app(
+    app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=_event_loop()
+)
 """
 WRK_SCRIPT = """
 wrk.method = "POST"

@@ -442,7 +442,7 @@ async def _json(request: web.Request, *, allow_empty: bool = False) -> dict[str,
     if not raw and allow_empty:
         return {}
     try:
-        data = json.loads(raw, parse_float=_number)
+        data = _DECODER.decode(raw.decode())
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"the body is not valid JSON: {e}") from None
     except RecursionError:
@@ -460,6 +460,8 @@ def _number(text: str) -> int | float:
         return int(value)
     return value
 
+
+_DECODER = json.JSONDecoder(parse_float=_number)
 
 _STATUS: tuple[tuple[type[AegisError], int], ...] = (
     (Unauthenticated, 401),
