@@ -26,7 +26,7 @@ def server(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
 
 
 def ctl(home: Path, url: str, key: str, *args: str) -> dict[str, object]:
-    result = run(AEGISCTL, *args, "--server", url, "--api-key", key, home=home)
+    result = run(AEGISCTL, *args, "--server", url, "--api-key", key, "--json", home=home)
     assert result.code == 0, result
     parsed: dict[str, object] = json.loads(result.out)
     return parsed
@@ -70,6 +70,10 @@ def test_walkthrough_through_the_cli(server: tuple[Path, str, str]) -> None:
         home=home,
     )
     assert refused.code != 0
+    assert refused.err.startswith("error: forbidden: claude-code lacks the role")
+    table = run(AEGISCTL, "approvals", "--server", url, "--api-key", AGENT_KEY, home=home)
+    assert approval_id in table.out
+    assert "github.create_pull_request" in table.out
     approved = ctl(
         home, url, alice_key, "approve", approval_id, "--reviewer", "alice",
         "--comment", "diff looks correct, scoped to the test file",

@@ -7,7 +7,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
@@ -15,11 +15,13 @@ from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from aegisflow.cli.status import Exit
 from aegisflow.errors import InputError, OperationalError
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ServerOption = Annotated[
     str | None,
@@ -120,8 +122,28 @@ def download(path: str, out: Path, *, server: str | None, api_key: str | None) -
     return written
 
 
-def show(status: int, body: Any) -> None:
-    out.print_json(data=body)
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the service's JSON answer as is, on one line")
+]
+
+
+def show(
+    status: int, body: Any, *, as_json: bool, table: Callable[[Any], Table] | None = None
+) -> None:
+    """Print an answer: as JSON (rich-highlighted on a terminal, as the walkthrough shows
+    it), or with ``--json`` as one plain line; a table where one reads better. Errors go
+    to stderr with their code, and set the exit status."""
+    if as_json:
+        print(json.dumps(body))
+    elif status >= 400 and isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        err.print(f"error: {error.get('code')}: {error.get('message')}", markup=False)
+        if error.get("hint"):
+            err.print(f"hint: {error['hint']}", markup=False)
+    elif table is not None:
+        out.print(table(body))
+    else:
+        out.print_json(data=body)
     if status >= 400:
         raise typer.Exit(Exit.INVALID_INPUT if status < 500 else Exit.ERROR)
 
@@ -131,6 +153,7 @@ def send_action(
     session: Annotated[str | None, typer.Option(help="Session id for the actor")] = None,
     server: ServerOption = None,
     api_key: KeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Send an action to POST /admin/v1/test-action and print the decision."""
     try:
@@ -141,12 +164,29 @@ def send_action(
         if not isinstance(body, dict):
             raise InputError("--action must be a JSON object")
         body = {**body, "actor": {**body.get("actor", {}), "session": session}}
-    show(*request("POST", "/admin/v1/test-action", body, server=server, api_key=api_key))
+    answer = request("POST", "/admin/v1/test-action", body, server=server, api_key=api_key)
+    show(*answer, as_json=as_json)
 
 
-def approvals(server: ServerOption = None, api_key: KeyOption = None) -> None:
+def _pending_table(body: Any) -> Table:
+    table = Table("approval", "agent", "session", "tool", "target", "queued", "justification")
+    for item in body.get("pending", []):
+        actor = item.get("actor", {})
+        table.add_row(
+            item.get("envelope_id"), actor.get("agent"), actor.get("session"), item.get("tool"),
+            item.get("target"), item.get("queued_at"), item.get("justification", ""),
+        )  # fmt: skip
+    if not body.get("pending"):
+        table.caption = "no approvals pending"
+    return table
+
+
+def approvals(
+    server: ServerOption = None, api_key: KeyOption = None, as_json: JsonOption = False
+) -> None:
     """List the pending approvals."""
-    show(*request("GET", "/admin/v1/approvals", None, server=server, api_key=api_key))
+    answer = request("GET", "/admin/v1/approvals", None, server=server, api_key=api_key)
+    show(*answer, as_json=as_json, table=_pending_table)
 
 
 def approve(
@@ -157,11 +197,12 @@ def approve(
     ] = None,
     server: ServerOption = None,
     api_key: KeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Approve a pending action (recorded in the ledger with the reviewer and comment)."""
     body = {k: v for k, v in (("comment", comment), ("reviewer", reviewer)) if v is not None}
     path = f"/admin/v1/approvals/{approval_id}/approve"
-    show(*request("POST", path, body, server=server, api_key=api_key))
+    show(*request("POST", path, body, server=server, api_key=api_key), as_json=as_json)
 
 
 def deny(
@@ -169,7 +210,9 @@ def deny(
     reason: Annotated[str, typer.Option(help="Why not")],
     server: ServerOption = None,
     api_key: KeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Deny a pending action."""
     path = f"/admin/v1/approvals/{approval_id}/deny"
-    show(*request("POST", path, {"reason": reason}, server=server, api_key=api_key))
+    answer = request("POST", path, {"reason": reason}, server=server, api_key=api_key)
+    show(*answer, as_json=as_json)
