@@ -1,18 +1,23 @@
 """The credential broker: short-lived, narrowly scoped credentials minted per action.
 
-An adapter (it calls GitHub over HTTP). The GitHub App provider signs an app JWT (RS256,
-``iat`` backdated 60 s for clock skew, ``exp`` at most 10 minutes ahead) and exchanges it
-for an installation access token narrowed to the matched rule's permissions and to the
-action's target repository. The token never leaves this process in a log, an error or a
-ledger entry: what is recorded is its type, scope, expiry and a fingerprint.
+An adapter (it calls GitHub over HTTP). The broker picks a provider by the rule's
+credential type. The GitHub App provider signs an app JWT (RS256, ``iat`` backdated 60 s
+for clock skew, ``exp`` at most 10 minutes ahead) and exchanges it for an installation
+access token narrowed to the matched rule's permissions and to the action's target
+repository. The static provider hands out a secret configured on the server by name, for
+tools whose service cannot mint per-action credentials (the rule still bounds its use).
+A token never leaves this process in a log, an error or a ledger entry: what is recorded
+is its type, scope, expiry and a fingerprint; the caller gets it only when the rule says
+``deliver: caller``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import jwt
@@ -127,3 +132,53 @@ class GitHubApp:
             expires_at=min(expires_at, limit),
             secret=data["token"],
         )
+
+
+class Provider(Protocol):
+    async def mint(self, spec: CredentialSpec, target: str, *, now: datetime) -> Credential: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubProvider:
+    """``github_app_jwt`` credentials from one app installation, over one HTTP session."""
+
+    app: GitHubApp
+    session: aiohttp.ClientSession
+
+    async def mint(self, spec: CredentialSpec, target: str, *, now: datetime) -> Credential:
+        return await self.app.mint(spec, target, session=self.session, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticProvider:
+    """``static`` credentials: secrets configured on the server, by name."""
+
+    secrets: Mapping[str, str] = field(repr=False)
+
+    async def mint(self, spec: CredentialSpec, target: str, *, now: datetime) -> Credential:
+        secret = self.secrets.get(spec.name or "")
+        if secret is None:
+            raise CredentialError(f"no static credential named {spec.name!r} is configured")
+        return Credential(
+            type=spec.type,
+            scope=spec.scope,
+            expires_at=now + timedelta(seconds=spec.ttl),
+            secret=secret,
+        )
+
+
+@dataclass(slots=True)
+class Broker:
+    """Mints the credential a rule names with the provider for its type."""
+
+    providers: dict[str, Provider] = field(default_factory=dict)
+
+    async def mint(self, spec: CredentialSpec, target: str, *, now: datetime) -> Credential:
+        """Raises:
+        CredentialError: If no provider for the type is configured, or it fails.
+        CredentialRefused: If the provider refuses the narrowing.
+        """
+        provider = self.providers.get(spec.type)
+        if provider is None:
+            raise CredentialError(f"no {spec.type} provider is configured on this service")
+        return await provider.mint(spec, target, now=now)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from aegisflow.approvals import (
     ApprovalQueue,
     Principal,
 )
+from aegisflow.credentials import Broker, Credential
 from aegisflow.envelope import Actor, Envelope, InvalidAction
 from aegisflow.errors import AegisError, InputError
 from aegisflow.executor import Execution, failure
@@ -33,7 +34,6 @@ from aegisflow.ledger.reading import entries_back_from, read_entry
 from aegisflow.ledger.sequencer import Receipt
 from aegisflow.ledger.storage import GENESIS_REF
 from aegisflow.policy.engine import Decision, Policy
-from aegisflow.policy.model import CredentialSpec
 from aegisflow.policy.normalize import action_envelopes
 from aegisflow.policy.record import decision_body
 
@@ -54,6 +54,8 @@ class ActionOutcome:
     queued_at: datetime | None = None
     refusal: str | None = None
     execution: Execution | None = None
+    token: str | None = field(default=None, repr=False)
+    """The minted secret, only for a rule that delivers it to the caller."""
 
 
 class Executor(Protocol):
@@ -61,9 +63,9 @@ class Executor(Protocol):
 
     def can_run(self, envelope: Envelope) -> bool: ...
 
-    async def run(
-        self, envelope: Envelope, spec: CredentialSpec | None, now: datetime
-    ) -> Execution: ...
+    async def run(self, envelope: Envelope, credential: Credential) -> tuple[dict[str, Any], str]:
+        """The result of running ``envelope`` with ``credential``, and its summary."""
+        ...
 
 
 class Governance:
@@ -76,11 +78,13 @@ class Governance:
         ledger: Ledger,
         clock: Clock = utc_now,
         executor: Executor | None = None,
+        broker: Broker | None = None,
     ) -> None:
         self.policy = policy
         self.ledger = ledger
         self.clock = clock
         self.executor = executor
+        self.broker = broker
         self.queue = ApprovalQueue()
         self.on_append: Callable[[float], None] | None = None
         """Called with the seconds each ledger append took (the gateway's metric)."""
@@ -246,31 +250,48 @@ class Governance:
             return await self._allow(envelope, allowed, now)
 
     async def _allow(self, envelope: Envelope, decision: Decision, now: datetime) -> ActionOutcome:
-        """Record an allow; run it when an executor can, recording the grant and result.
+        """Record an allow; mint what the rule names and run it when an executor can.
 
         The credential is minted first so the decision entry records its grant (type,
-        scope, expiry, fingerprint); a failed mint or call is recorded as the result.
+        scope, expiry, fingerprint); a failed mint or call is recorded as the result. A
+        rule that delivers to the caller gets the token in the answer instead, and the
+        caller (the MCP bridge) runs the action.
         """
-        executor = self.executor
-        if executor is None or decision.credential is None or not executor.can_run(envelope):
-            # Without a credential to mint the action is forwarded by the caller (the MCP
-            # bridge), not executed here.
+        spec, executor = decision.credential, self.executor
+        delivered = spec is not None and spec.deliver == "caller"
+        runnable = executor is not None and executor.can_run(envelope)
+        if spec is None or self.broker is None or not (delivered or runnable):
+            # Forwarded by the caller (the MCP bridge) without a credential of ours.
             evidence = await self._record(envelope, decision, now)
             return ActionOutcome(envelope=envelope, decision=decision, evidence_hash=evidence)
+        credential: Credential | None = None
         try:
-            execution = await executor.run(envelope, decision.credential, now)
+            credential = await self.broker.mint(spec, envelope.target, now=now)
+            execution = Execution(credential.grant(now), {}, "delivered")
+            if not delivered and executor is not None:
+                result, summary = await executor.run(envelope, credential)
+                execution = Execution(credential.grant(now), result, summary)
         except AegisError as e:
-            execution = failure(e)
+            execution = failure(e, credential.grant(now) if credential else None)
+            credential = None
         evidence = await self._record(envelope, decision, now, grant=execution.grant)
-        result = {
-            "envelope_id": envelope.envelope_id,
-            "tool": envelope.tool,
-            "summary": execution.summary,
-            "result_sha256": execution.result_sha256,
-        }
-        await self._append(envelope.session, "result", result)
+        if not delivered or credential is None:
+            await self._append(
+                envelope.session,
+                "result",
+                {
+                    "envelope_id": envelope.envelope_id,
+                    "tool": envelope.tool,
+                    "summary": execution.summary,
+                    "result_sha256": execution.result_sha256,
+                },
+            )
         return ActionOutcome(
-            envelope=envelope, decision=decision, evidence_hash=evidence, execution=execution
+            envelope=envelope,
+            decision=decision,
+            evidence_hash=evidence,
+            execution=execution,
+            token=credential.secret if delivered and credential else None,
         )
 
     async def _record(

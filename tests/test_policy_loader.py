@@ -152,7 +152,8 @@ ERRORS: list[tuple[str, str, str, int]] = [
             "        permissions: {contents: read}",
             "        scope: x",
         ),
-        "unknown key 'scope' in rule git:* credential (allowed: permissions, ttl, type)",
+        "unknown key 'scope' in rule git:* credential "
+        "(allowed: deliver, name, permissions, ttl, type)",
         8,
     ),
     # -- decisions
@@ -421,7 +422,7 @@ ERRORS: list[tuple[str, str, str, int]] = [
     (
         "credential-unknown-type",
         rules("    - decision: allow", "      credential: {type: aws_sts, permissions: {a: read}}"),
-        "credential type 'aws_sts' is not one of github_app_jwt",
+        "credential type 'aws_sts' is not one of github_app_jwt, static",
         4,
     ),
     (
@@ -484,6 +485,36 @@ ERRORS: list[tuple[str, str, str, int]] = [
             "      credential: {type: github_app_jwt, permissions: [contents]}",
         ),
         "permissions must be a mapping like {contents: read}",
+        4,
+    ),
+    (
+        "static-without-name",
+        rules("    - decision: allow", "      credential: {type: static}"),
+        "a static credential needs a name like pypi-upload",
+        4,
+    ),
+    (
+        "static-bad-name",
+        rules("    - decision: allow", "      credential: {type: static, name: ../etc}"),
+        "a static credential needs a name like pypi-upload",
+        4,
+    ),
+    (
+        "github-with-name",
+        rules("    - decision: allow", f"      {CRED}, name: x}}"),
+        "a github_app_jwt credential has no name",
+        4,
+    ),
+    (
+        "deliver-unknown",
+        rules("    - decision: allow", f"      {CRED}, deliver: agent}}"),
+        "deliver must be executor or caller, got 'agent'",
+        4,
+    ),
+    (
+        "static-ttl-above-an-hour",
+        rules("    - decision: allow", "      credential: {type: static, name: pypi, ttl: 2h}"),
+        "a static lives at most 3600 seconds, not 7200",
         4,
     ),
     # -- unreachable rules
@@ -1106,3 +1137,21 @@ def test_mutated_pr_writer_line_swaps() -> None:
         else:
             mutated.insert(j, mutated[i])
         _loads_or_policy_error(b"".join(mutated))
+
+
+def test_static_credentials_delivered_to_the_caller() -> None:
+    policy = load(
+        rules(
+            "    - decision: allow",
+            "      credential: {type: static, name: pypi-upload, deliver: caller, ttl: 5m}",
+        )
+    )
+    credential = policy.rules[0].credential
+    assert credential is not None
+    assert (credential.type, credential.name, credential.deliver, credential.ttl) == (
+        "static", "pypi-upload", "caller", 300,
+    )  # fmt: skip
+    assert credential.scope == "static:pypi-upload"
+    assert credential.to_dict() == {
+        "type": "static", "scope": "static:pypi-upload", "ttl": 300, "deliver": "caller",
+    }  # fmt: skip

@@ -19,7 +19,7 @@ from test_gateway import ALICE_KEY, BASE, GET_FILE, PR, PYTEST, RM, SESSION, key
 from test_tamper import Repo, rewrite_file
 
 from aegisflow.cli.serve import attach_github
-from aegisflow.credentials import GitHubApp
+from aegisflow.credentials import Broker, GitHubApp, GitHubProvider
 from aegisflow.executor import GitHubExecutor
 from aegisflow.gateway.app import create_app
 from aegisflow.keys import Signer
@@ -53,7 +53,8 @@ async def world(
         policy=pack("pr-writer"),
         ledger=ledger,
         clock=clock,
-        executor=GitHubExecutor(app, session),
+        executor=GitHubExecutor(app.api_url, session),
+        broker=Broker({"github_app_jwt": GitHubProvider(app, session)}),
     )
     client: TestClient = await aiohttp_client(create_app(governance, keys(), base_url=BASE))
     yield client, ledger, state

@@ -28,7 +28,7 @@ from aegisflow.cli.app import HomeOption
 from aegisflow.cli.policy import read_policy
 from aegisflow.cli.status import Exit
 from aegisflow.config import Paths
-from aegisflow.credentials import GitHubApp
+from aegisflow.credentials import Broker, GitHubApp, GitHubProvider
 from aegisflow.executor import GitHubExecutor
 from aegisflow.gateway.app import create_app
 from aegisflow.keys import load_signer
@@ -121,7 +121,10 @@ async def _play(paths: Paths) -> bool:
                 app_id="4242", installation_id=1, private_key_pem=private_pem, api_url=github_url
             )
             governance = Governance(
-                policy=policy, ledger=ledger, executor=GitHubExecutor(app, http)
+                policy=policy,
+                ledger=ledger,
+                executor=GitHubExecutor(github_url, http),
+                broker=Broker({"github_app_jwt": GitHubProvider(app, http)}),
             )
             governance.restore()
             runner = web.AppRunner(create_app(governance, keys, base_url="http://localhost:8081"))

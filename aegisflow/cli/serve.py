@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from aegisflow.auth import ApiKeys
 from aegisflow.cli.app import HomeOption, stderr
 from aegisflow.cli.policy import read_policy
 from aegisflow.config import Paths
-from aegisflow.credentials import GitHubApp
+from aegisflow.credentials import Broker, GitHubApp, GitHubProvider, StaticProvider
 from aegisflow.errors import InputError, OperationalError
 from aegisflow.executor import GitHubExecutor
 from aegisflow.gateway.app import create_app
@@ -58,6 +59,12 @@ def serve(
         bool,
         typer.Option(help="Also log every HTTP request (each action already has its JSON line)"),
     ] = False,
+    static_credential: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A secret for rules with credential type static: NAME=ENV_VAR (repeatable)"
+        ),
+    ] = None,
     session_idle: Annotated[
         str,
         typer.Option(help="Close sessions idle this long (e.g. 30m, 1h, 2d; 0 never)"),
@@ -77,7 +84,10 @@ def serve(
     keys = ApiKeys.load(paths.api_keys)
     signer = load_signer(paths.ledger_key)
     ledger = Ledger.open(GitStorage(paths.ledger, writable=True), signer)
-    governance = Governance(policy=compiled, ledger=ledger)
+    broker = Broker()
+    if static_credential:
+        broker.providers["static"] = StaticProvider(_static_credentials(static_credential))
+    governance = Governance(policy=compiled, ledger=ledger, broker=broker)
     restored = governance.restore()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("aiohttp.server").addFilter(_one_line_for_bad_requests)
@@ -154,12 +164,29 @@ def _github_app(
 
 
 def attach_github(app: web.Application, governance: Governance, github: GitHubApp) -> None:
-    """Run GitHub tools with minted credentials, over one client session per app run."""
+    """Mint GitHub App tokens and run GitHub tools, over one client session per app run."""
 
     async def session_context(_: web.Application) -> AsyncIterator[None]:
+        broker = governance.broker = governance.broker or Broker()
         async with aiohttp.ClientSession() as session:
-            governance.executor = GitHubExecutor(github, session)
+            broker.providers["github_app_jwt"] = GitHubProvider(github, session)
+            governance.executor = GitHubExecutor(github.api_url, session)
             yield
             governance.executor = None
+            del broker.providers["github_app_jwt"]
 
     app.cleanup_ctx.append(session_context)
+
+
+def _static_credentials(specs: list[str]) -> dict[str, str]:
+    """``NAME=ENV_VAR`` pairs: each secret is read from the environment, never the command line."""
+    secrets: dict[str, str] = {}
+    for spec in specs:
+        name, _, variable = spec.partition("=")
+        if not name or not variable:
+            raise InputError(f"--static-credential takes NAME=ENV_VAR, not {spec!r}")
+        value = os.environ.get(variable)
+        if not value:
+            raise InputError(f"--static-credential {name}: ${variable} is not set")
+        secrets[name] = value
+    return secrets

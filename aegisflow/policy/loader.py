@@ -38,7 +38,9 @@ MAX_POLICY_BYTES = 1 << 20
 MAX_RULES = 10_000
 MAX_TEXT = 500
 DEFAULT_APPROVAL_EXPIRY = 1800  # 30 minutes
-CREDENTIAL_TYPES = {"github_app_jwt": 600}
+CREDENTIAL_TYPES = {"github_app_jwt": 600, "static": 3600}
+"""Credential types and the longest lifetime each may be given, in seconds."""
+DELIVERIES = ("executor", "caller")
 """Credential types the broker can mint, with the longest lifetime each may have."""
 PERMISSION_LEVELS = ("read", "write", "admin")
 
@@ -67,7 +69,7 @@ _RULE_KEYS = {
     "approval_expiry",
 }
 _WHEN_KEYS = {"subcommand", "flags", "global_flags", "args", "paths", "parameters"}
-_CREDENTIAL_KEYS = {"type", "permissions", "ttl"}
+_CREDENTIAL_KEYS = {"type", "permissions", "ttl", "name", "deliver"}
 _RESERVED_PREFIXES = ("approved:", "builtin:")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/*+-]{0,127}")
 _POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -480,14 +482,31 @@ class _Builder:
                 f"credential type {kind!r} is not one of {', '.join(CREDENTIAL_TYPES)}",
                 rule,
             )
-        permissions = self.permissions(spec, rule)
+        name = spec.get("name")
+        if kind == "static":
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", name):
+                raise self.fail(line, "a static credential needs a name like pypi-upload", rule)
+            permissions = self.permissions(spec, rule) if "permissions" in spec else ()
+        else:
+            if name is not None:
+                raise self.fail(_line(spec, "name"), f"a {kind} credential has no name", rule)
+            permissions = self.permissions(spec, rule)
+        deliver = spec.get("deliver", "executor")
+        if deliver not in DELIVERIES:
+            raise self.fail(
+                _line(spec, "deliver"),
+                f"deliver must be {' or '.join(DELIVERIES)}, got {deliver!r}",
+                rule,
+            )
         limit = CREDENTIAL_TYPES[kind]
         ttl = self.duration(spec, "ttl", rule) or limit
         if ttl > limit:
             raise self.fail(
                 _line(spec, "ttl"), f"a {kind} lives at most {limit} seconds, not {ttl}", rule
             )
-        return CredentialSpec(type=kind, permissions=permissions, ttl=ttl)
+        return CredentialSpec(
+            type=kind, permissions=permissions, ttl=ttl, name=name, deliver=deliver
+        )
 
     def permissions(self, spec: _Located, rule: str) -> tuple[tuple[str, str], ...]:
         value = spec.get("permissions")

@@ -37,14 +37,25 @@ class CredentialSpec:
     permissions: tuple[tuple[str, str], ...]
     ttl: int
     """Lifetime in seconds."""
+    name: str | None = None
+    """For ``static``: which secret configured on the server."""
+    deliver: str = "executor"
+    """``executor``: the service uses it and nobody else sees it; ``caller``: the token is
+    returned to the caller (the MCP bridge puts it on the upstream call)."""
 
     @property
     def scope(self) -> str:
-        """``pull_requests:write,contents:read``: the permissions in policy order."""
-        return ",".join(f"{name}:{level}" for name, level in self.permissions)
+        """``pull_requests:write,contents:read``: the permissions in policy order (a static
+        credential's name first, as ``static:<name>``)."""
+        parts = [f"static:{self.name}"] if self.name else []
+        parts += [f"{name}:{level}" for name, level in self.permissions]
+        return ",".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "scope": self.scope, "ttl": self.ttl}
+        out: dict[str, Any] = {"type": self.type, "scope": self.scope, "ttl": self.ttl}
+        if self.deliver != "executor":
+            out["deliver"] = self.deliver
+        return out
 
 
 @dataclass(frozen=True, slots=True)
