@@ -54,6 +54,9 @@ class ActionOutcome:
     queued_at: datetime | None = None
     refusal: str | None = None
     execution: Execution | None = None
+    """What the service ran (or failed to): recorded as a ``result`` entry."""
+    grant: Mapping[str, Any] | None = None
+    """The credential used or delivered: type, scope, expiry, fingerprint."""
     token: str | None = field(default=None, repr=False)
     """The minted secret, only for a rule that delivers it to the caller."""
 
@@ -265,17 +268,17 @@ class Governance:
             evidence = await self._record(envelope, decision, now)
             return ActionOutcome(envelope=envelope, decision=decision, evidence_hash=evidence)
         credential: Credential | None = None
+        execution: Execution | None = None
         try:
             credential = await self.broker.mint(spec, envelope.target, now=now)
-            execution = Execution(credential.grant(now), {}, "delivered")
             if not delivered and executor is not None:
                 result, summary = await executor.run(envelope, credential)
                 execution = Execution(credential.grant(now), result, summary)
         except AegisError as e:
             execution = failure(e, credential.grant(now) if credential else None)
-            credential = None
-        evidence = await self._record(envelope, decision, now, grant=execution.grant)
-        if not delivered or credential is None:
+        grant = execution.grant if execution else credential.grant(now) if credential else None
+        evidence = await self._record(envelope, decision, now, grant=grant)
+        if execution is not None:
             await self._append(
                 envelope.session,
                 "result",
@@ -291,7 +294,8 @@ class Governance:
             decision=decision,
             evidence_hash=evidence,
             execution=execution,
-            token=credential.secret if delivered and credential else None,
+            grant=grant,
+            token=credential.secret if delivered and credential and execution is None else None,
         )
 
     async def _record(

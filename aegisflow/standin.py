@@ -9,6 +9,7 @@ unexpired, covers the repository and carries the permission the call needs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,12 @@ class StandIn:
     tokens: dict[str, _Token] = field(default_factory=dict)
     pulls: list[dict[str, Any]] = field(default_factory=list)
     next_pull: int = 1247
+    branches: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(``owner/repo``, branch) -> commit sha."""
+    trees: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    commits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    """Every REST call that passed authorization: (method, path)."""
 
 
 STANDIN = web.AppKey("standin", StandIn)
@@ -63,6 +70,11 @@ def create_standin_app(state: StandIn) -> web.Application:
     app.router.add_post("/app/installations/{id}/access_tokens", _access_token)
     app.router.add_get("/repos/{owner}/{repo}/contents/{path:.+}", _contents)
     app.router.add_post("/repos/{owner}/{repo}/pulls", _create_pull)
+    app.router.add_put("/repos/{owner}/{repo}/contents/{path:.+}", _put_contents)
+    app.router.add_get("/repos/{owner}/{repo}/git/ref/heads/{branch:.+}", _get_ref)
+    app.router.add_post("/repos/{owner}/{repo}/git/trees", _create_tree)
+    app.router.add_post("/repos/{owner}/{repo}/git/commits", _create_commit)
+    app.router.add_patch("/repos/{owner}/{repo}/git/refs/heads/{branch:.+}", _update_ref)
     return app
 
 
@@ -132,6 +144,7 @@ def _authorize(request: web.Request, permission: str, level: str) -> _Token | we
         return _error(404, "Not Found")
     if LEVELS.get(token.permissions.get(permission, ""), 0) < LEVELS[level]:
         return _error(403, "Resource not accessible by integration")
+    state.calls.append((request.method, request.path))
     return token
 
 
@@ -176,3 +189,95 @@ async def _create_pull(request: web.Request) -> web.Response:
     }
     state.pulls.append(pull)
     return web.json_response(pull, status=201)
+
+
+def _repo(request: web.Request) -> str:
+    return f"{request.match_info['owner']}/{request.match_info['repo']}"
+
+
+def _sha(*parts: object) -> str:
+    return hashlib.sha1(repr(parts).encode()).hexdigest()  # noqa: S324 - ids, not security
+
+
+async def _put_contents(request: web.Request) -> web.Response:
+    found = _authorize(request, "contents", "write")
+    if isinstance(found, web.Response):
+        return found
+    state = request.app[STANDIN]
+    body = await request.json()
+    repo, path = _repo(request), request.match_info["path"]
+    branch = body.get("branch", "main")
+    if not isinstance(body.get("message"), str) or not isinstance(body.get("content"), str):
+        return _error(422, "Invalid request: message and content are required")
+    if (repo, branch) not in state.branches:
+        return _error(404, f"Branch {branch} not found")
+    exists = (repo, path) in state.files
+    if exists and body.get("sha") is None:
+        return _error(422, 'Invalid request: "sha" wasn\'t supplied.')
+    content = base64.b64decode(body["content"])
+    state.files[(repo, path)] = content
+    commit = _sha(repo, branch, path, content, state.branches[(repo, branch)])
+    state.branches[(repo, branch)] = commit
+    return web.json_response(
+        {"content": {"path": path, "sha": _sha(content)}, "commit": {"sha": commit}},
+        status=200 if exists else 201,
+    )
+
+
+async def _get_ref(request: web.Request) -> web.Response:
+    found = _authorize(request, "contents", "read")
+    if isinstance(found, web.Response):
+        return found
+    state = request.app[STANDIN]
+    branch = request.match_info["branch"]
+    sha = state.branches.get((_repo(request), branch))
+    if sha is None:
+        return _error(404, "Not Found")
+    return web.json_response({"ref": f"refs/heads/{branch}", "object": {"sha": sha}})
+
+
+async def _create_tree(request: web.Request) -> web.Response:
+    found = _authorize(request, "contents", "write")
+    if isinstance(found, web.Response):
+        return found
+    state = request.app[STANDIN]
+    body = await request.json()
+    files = {}
+    for item in body.get("tree", []):
+        if not isinstance(item.get("path"), str) or not isinstance(item.get("content"), str):
+            return _error(422, "Invalid tree entry")
+        files[item["path"]] = item["content"].encode()
+    sha = _sha(body.get("base_tree"), sorted(files.items()))
+    state.trees[sha] = files
+    return web.json_response({"sha": sha}, status=201)
+
+
+async def _create_commit(request: web.Request) -> web.Response:
+    found = _authorize(request, "contents", "write")
+    if isinstance(found, web.Response):
+        return found
+    state = request.app[STANDIN]
+    body = await request.json()
+    if body.get("tree") not in state.trees or not isinstance(body.get("message"), str):
+        return _error(422, "Invalid request: tree and message are required")
+    sha = _sha(body["tree"], body.get("parents"), body["message"])
+    state.commits[sha] = body
+    return web.json_response({"sha": sha}, status=201)
+
+
+async def _update_ref(request: web.Request) -> web.Response:
+    found = _authorize(request, "contents", "write")
+    if isinstance(found, web.Response):
+        return found
+    state = request.app[STANDIN]
+    repo, branch = _repo(request), request.match_info["branch"]
+    body = await request.json()
+    commit = state.commits.get(body.get("sha"))
+    if commit is None or (repo, branch) not in state.branches:
+        return _error(422, "Reference update failed")
+    if state.branches[(repo, branch)] not in commit.get("parents", []):
+        return _error(422, "Update is not a fast forward")
+    state.branches[(repo, branch)] = body["sha"]
+    for path, content in state.trees[commit["tree"]].items():
+        state.files[(repo, path)] = content
+    return web.json_response({"ref": f"refs/heads/{branch}", "object": {"sha": body["sha"]}})

@@ -152,3 +152,19 @@ def test_evidence_export_and_verify_through_the_service(
     unknown = run(AEGISCTL, "evidence", "verify", "--session", "nobody", *remote, home=home)
     assert unknown.code != 0
     assert "session-unknown" in unknown.err
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("pypi", "--static-credential takes NAME=ENV_VAR, not 'pypi'"),
+        ("pypi=AEGISFLOW_TEST_UNSET_VARIABLE", "$AEGISFLOW_TEST_UNSET_VARIABLE is not set"),
+    ],
+)
+def test_static_credentials_come_from_the_environment(
+    tmp_path: Path, spec: str, message: str
+) -> None:
+    home = make_home(tmp_path)
+    refused = run(AEGISFLOW, "serve", "--port", "1", "--static-credential", spec, home=home)
+    assert refused.code == 4, refused
+    assert message in refused.err

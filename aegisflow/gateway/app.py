@@ -380,12 +380,12 @@ def _action_json(outcome: ActionOutcome, base_url: str) -> dict[str, Any]:
                 "queued_at": queued.strftime("%Y-%m-%dT%H:%M:%SZ") if queued else None,
             },
         }
-    execution = outcome.execution
-    if execution is not None:
-        if execution.grant is not None:
-            grant = execution.grant
-            out["credential"] = {k: grant[k] for k in ("type", "scope", "expires_in")}
-        out["result"] = dict(execution.result)
+    if outcome.grant is not None:
+        out["credential"] = {k: outcome.grant[k] for k in ("type", "scope", "expires_in")}
+        if outcome.token is not None:
+            out["credential"]["token"] = outcome.token
+    if outcome.execution is not None:
+        out["result"] = dict(outcome.execution.result)
     out["evidence_hash"] = outcome.evidence_hash
     return out
 
