@@ -7,23 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import FakeClock
-from policy_helpers import pack
-from test_credentials import NOW, PRIVATE, standin
 from test_gateway import BASE, SESSION, keys, post
+from test_walkthrough import world  # noqa: F401 - the fixture
 
-from aegisflow.credentials import Broker, GitHubApp, GitHubProvider, StaticProvider
-from aegisflow.executor import GitHubExecutor
+from aegisflow.credentials import Broker, StaticProvider
 from aegisflow.gateway.app import create_app
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.ledger import Ledger
 from aegisflow.ledger.reading import session_entries
 from aegisflow.policy.loader import load_policy
 from aegisflow.service import Governance
-from aegisflow.standin import StandIn, create_standin_app
+from aegisflow.standin import StandIn
 
 REPO = "aegisflow/aegisflow"
 PUT_FILE = {
@@ -55,31 +52,12 @@ PUSH = {
 
 
 @pytest.fixture
-async def world(
-    aiohttp_server: Any,
-    aiohttp_client: Any,
-    make_git_ledger: Callable[[], Ledger],
-    clock: FakeClock,
-) -> Any:
-    state = standin()
+def branches(world: tuple[TestClient, Ledger, StandIn]) -> tuple[TestClient, Ledger, StandIn]:  # noqa: F811
+    """The walkthrough's world, with ``main`` and the agent's feature branch."""
+    state = world[2]
     state.branches[(REPO, "main")] = "base0"
     state.branches[(REPO, "claude/fix-flaky-evidence-test")] = "base0"
-    github = await aiohttp_server(create_standin_app(state))
-    session = aiohttp.ClientSession()
-    url = str(github.make_url("")).rstrip("/")
-    app = GitHubApp(app_id="12345", installation_id=7, private_key_pem=PRIVATE, api_url=url)
-    clock.now = NOW
-    ledger = make_git_ledger()
-    governance = Governance(
-        policy=pack("pr-writer"),
-        ledger=ledger,
-        clock=clock,
-        executor=GitHubExecutor(url, session),
-        broker=Broker({"github_app_jwt": GitHubProvider(app, session)}),
-    )
-    client: TestClient = await aiohttp_client(create_app(governance, keys(), base_url=BASE))
-    yield client, ledger, state
-    await session.close()
+    return world
 
 
 def stored(git_path: Path) -> list[Any]:
@@ -91,9 +69,9 @@ def stored(git_path: Path) -> list[Any]:
 
 
 async def test_a_file_on_a_feature_branch_is_written_with_contents_write(
-    world: tuple[TestClient, Ledger, StandIn], git_path: Path
+    branches: tuple[TestClient, Ledger, StandIn], git_path: Path
 ) -> None:
-    client, _, state = world
+    client, _, state = branches
     status, done = await post(client, "/v1/actions", PUT_FILE)
     assert status == 200
     assert done["decision"] == "allow"
@@ -111,9 +89,9 @@ async def test_a_file_on_a_feature_branch_is_written_with_contents_write(
 
 
 async def test_several_files_are_pushed_as_one_commit(
-    world: tuple[TestClient, Ledger, StandIn],
+    branches: tuple[TestClient, Ledger, StandIn],
 ) -> None:
-    client, _, state = world
+    client, _, state = branches
     _, done = await post(client, "/v1/actions", PUSH)
     assert done["decision"] == "allow", done
     assert done["result"]["files"] == 2
@@ -124,9 +102,9 @@ async def test_several_files_are_pushed_as_one_commit(
 
 
 async def test_a_protected_branch_is_blocked_before_any_credential(
-    world: tuple[TestClient, Ledger, StandIn],
+    branches: tuple[TestClient, Ledger, StandIn],
 ) -> None:
-    client, _, state = world
+    client, _, state = branches
     main = {**PUT_FILE, "parameters": {**PUT_FILE["parameters"], "branch": "main"}}
     _, blocked = await post(client, "/v1/actions", main)
     assert blocked["decision"] == "block"
@@ -140,9 +118,9 @@ async def test_a_protected_branch_is_blocked_before_any_credential(
     ["../../pulls", "tests/../../../x", "/etc/passwd", "a?ref=main", "a#b", "a//b", "%2e%2e"],
 )
 async def test_paths_that_would_leave_the_contents_api_are_refused(
-    world: tuple[TestClient, Ledger, StandIn], git_path: Path, path: str
+    branches: tuple[TestClient, Ledger, StandIn], git_path: Path, path: str
 ) -> None:
-    client, _, state = world
+    client, _, state = branches
     action = {**PUT_FILE, "parameters": {**PUT_FILE["parameters"], "path": path}}
     _, done = await post(client, "/v1/actions", action)
     assert done["decision"] == "allow"  # the policy allowed it; running it failed

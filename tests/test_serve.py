@@ -7,12 +7,11 @@ through the installed console scripts; then the ledger verifies offline.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import AGENT_KEY, ALICE_KEY, AUDITOR_KEY, ROOT, make_home, serving
+from serve_helpers import AGENT_KEY, ALICE_KEY, AUDITOR_KEY, make_home, serving
 from test_cli import AEGISCTL, AEGISFLOW, run
 
 SESSION = "sess-2026-04-06-1422"
@@ -91,11 +90,7 @@ def test_walkthrough_through_the_cli(server: tuple[Path, str, str]) -> None:
 
 
 def test_demo_plays_the_walkthrough(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copytree(ROOT / "policies", home / "policies")
-    assert run(AEGISCTL, "keys", "init", home=home).code == 0
-    assert run(AEGISFLOW, "ledger", "init", home=home).code == 0
+    home = make_home(tmp_path)
     result = run(AEGISCTL, "demo", home=home)
     assert result.code == 0, result
     verdicts = [line.split()[2:] for line in result.lines if line.startswith("envelope ")]

@@ -17,21 +17,10 @@ from typing import Any
 
 from serve_helpers import ADMIN_KEY, AGENT_KEY, ALICE_KEY, make_home, serving, start
 from test_cli import AEGISCTL, run
+from test_gateway import GET_FILE as READ
+from test_gateway import PR, RM
 
 SESSIONS = [f"crash-{n}" for n in range(4)]
-READ = {
-    "protocol": "git",
-    "tool": "github.get_file_contents",
-    "target": "aegisflow/aegisflow",
-    "capability": "read",
-}
-RM = {"protocol": "shell", "tool": "shell.rm", "target": "/workspace", "capability": "delete"}
-PR = {
-    "protocol": "git",
-    "tool": "github.create_pull_request",
-    "target": "aegisflow/aegisflow",
-    "capability": "write",
-}
 
 
 def call(url: str, path: str, body: Any, key: str, session: str | None = None) -> Any:
