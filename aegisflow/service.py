@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,9 +41,15 @@ from aegisflow.policy.record import decision_body
 
 Clock = Callable[[], datetime]
 MAX_COMMENT = 2000
+MAX_AWAITING = 10_000
+"""Forwarded calls whose result the bridge may still report (the oldest are forgotten)."""
 REFUSED_RULE = "approval-refused"
 
 log = logging.getLogger("aegisflow.service")
+
+
+class ResultUnexpected(InputError):
+    reference = "result-unexpected"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +101,8 @@ class Governance:
         """Called with the seconds each ledger append took (the gateway's metric)."""
         self._active: dict[str, datetime] = {}
         """When each open session last had an entry: what idle close looks at."""
+        self._awaiting: OrderedDict[str, Envelope] = OrderedDict()
+        """Allowed calls the caller runs itself, by envelope id, until it reports the result."""
         self._lock = asyncio.Lock()
 
     def restore(self) -> int:
@@ -266,6 +276,7 @@ class Governance:
         if spec is None or self.broker is None or not (delivered or runnable):
             # Forwarded by the caller (the MCP bridge) without a credential of ours.
             evidence = await self._record(envelope, decision, now)
+            self._await_result(envelope)
             return ActionOutcome(envelope=envelope, decision=decision, evidence_hash=evidence)
         credential: Credential | None = None
         execution: Execution | None = None
@@ -289,6 +300,8 @@ class Governance:
                     "result_sha256": execution.result_sha256,
                 },
             )
+        if execution is None:
+            self._await_result(envelope)
         return ActionOutcome(
             envelope=envelope,
             decision=decision,
@@ -297,6 +310,51 @@ class Governance:
             grant=grant,
             token=credential.secret if delivered and credential and execution is None else None,
         )
+
+    def _await_result(self, envelope: Envelope) -> None:
+        self._awaiting[envelope.envelope_id] = envelope
+        while len(self._awaiting) > MAX_AWAITING:
+            self._awaiting.popitem(last=False)
+
+    async def record_result(
+        self, envelope_id: str, principal: Principal, data: Mapping[str, Any]
+    ) -> str:
+        """Record what the caller's own run of an allowed call produced; returns its hash.
+
+        Only a digest, a size and a short summary are kept: results can be large, binary
+        or sensitive, and the ledger is forever.
+
+        Raises:
+            InputError: On a malformed report.
+            ResultUnexpected: If no allowed call of this principal awaits that result.
+        """
+        unknown = set(data) - {"summary", "result_sha256", "size", "is_error"}
+        if unknown:
+            raise InputError(f"unknown result fields: {', '.join(sorted(map(str, unknown)))}")
+        summary, digest = data.get("summary"), data.get("result_sha256")
+        size, is_error = data.get("size", 0), data.get("is_error", False)
+        if not isinstance(summary, str) or not 0 < len(summary) <= 200 or not summary.isprintable():
+            raise InputError("summary must be a printable string of 1-200 characters")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise InputError("result_sha256 must be 64 lower-case hex digits")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 2**53:
+            raise InputError("size must be a non-negative integer")
+        if not isinstance(is_error, bool):
+            raise InputError("is_error must be true or false")
+        envelope = self._awaiting.get(envelope_id)
+        if envelope is None or envelope.actor.principal != principal.name:
+            raise ResultUnexpected(f"no allowed call {envelope_id} of yours awaits a result")
+        del self._awaiting[envelope_id]
+        body = {
+            "envelope_id": envelope_id,
+            "tool": envelope.tool,
+            "summary": summary,
+            "result_sha256": digest,
+            "size": size,
+            "is_error": is_error,
+        }
+        receipt = await self._append(envelope.session, "result", body)
+        return receipt.entry_hash
 
     async def _record(
         self,

@@ -423,3 +423,25 @@ async def test_idle_sessions_close_unless_an_approval_is_live(
     clock.now += timedelta(minutes=31)
     assert sorted(await governance.sweep(timedelta(minutes=10))) == ["busy", "idle-b"]
     assert await governance.sweep(timedelta(minutes=10)) == []
+
+
+async def test_a_forwarded_call_reports_its_result_once(client: TestClient) -> None:
+    _, allowed = await post(client, "/v1/actions", GET_FILE)
+    route = f"/v1/actions/{allowed['envelope_id']}/result"
+    report = {"summary": "ok", "result_sha256": "ab" * 32, "size": 120, "is_error": False}
+    for body, key, status in (
+        ({**report, "extra": 1}, AGENT_KEY, 400),
+        ({**report, "result_sha256": "x"}, AGENT_KEY, 400),
+        ({**report, "summary": "a\nb"}, AGENT_KEY, 400),
+        (report, ALICE_KEY, 403),
+        (report, ADMIN_KEY, 404),  # not the admin's call
+    ):
+        assert (await post(client, route, body, key))[0] == status
+    status, recorded = await post(client, route, report)
+    assert status == 200
+    assert len(recorded["evidence_hash"]) == 64
+    status, again = await post(client, route, report)
+    assert (status, again["error"]["code"]) == (404, "result-unexpected")
+    _, blocked = await post(client, "/v1/actions", RM)
+    refused = await post(client, f"/v1/actions/{blocked['envelope_id']}/result", report)
+    assert refused[0] == 404  # nothing was allowed, so no result can be reported

@@ -44,7 +44,7 @@ from aegisflow.ledger.entry import validate_session_id
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.reading import list_sessions, session_entries
 from aegisflow.ledger.verify import verify_repository
-from aegisflow.service import ActionOutcome, Governance
+from aegisflow.service import ActionOutcome, Governance, ResultUnexpected
 
 GOVERNANCE = web.AppKey("governance", Governance)
 METRICS = web.AppKey("metrics", Metrics)
@@ -96,6 +96,7 @@ def create_app(
     app.router.add_get("/admin/v1/evidence/verify", verify_route)
     app.router.add_post("/admin/v1/test-action", action)
     app.router.add_post("/v1/actions", action)
+    app.router.add_post("/v1/actions/{id}/result", action_result)
     app.router.add_get("/admin/v1/approvals", list_approvals)
     app.router.add_get("/admin/v1/approvals/{id}", show_approval)
     app.router.add_post("/admin/v1/approvals/{id}/approve", approve)
@@ -144,6 +145,16 @@ async def action(request: web.Request) -> web.Response:
         latency_us=latency_us,
     )
     return web.json_response(_action_json(outcome, request.app[BASE_URL]))
+
+
+async def action_result(request: web.Request) -> web.Response:
+    """The caller's report of what an allowed call it ran itself returned."""
+    principal = _authorize(request, "agent", "admin")
+    data = await _json(request)
+    evidence = await request.app[GOVERNANCE].record_result(
+        request.match_info["id"], principal, data
+    )
+    return web.json_response({"envelope_id": request.match_info["id"], "evidence_hash": evidence})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -469,6 +480,7 @@ _STATUS: tuple[tuple[type[AegisError], int], ...] = (
     (ApprovalForbidden, 403),
     (UnknownApproval, 404),
     (UnknownSession, 404),
+    (ResultUnexpected, 404),
     (ApprovalError, 409),
     (SessionClosed, 409),
     (InputError, 400),

@@ -23,6 +23,8 @@ UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 
 Schema = dict[str, Any]
 _SESSION: Schema = {"type": "string", "pattern": SESSION_ID, "maxLength": 128}
+_UUID: Schema = {"type": "string", "pattern": UUID}
+_HASH: Schema = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
 
 def _ref(name: str) -> Schema:
@@ -178,7 +180,7 @@ def _schemas() -> dict[str, Schema]:
                 "decision": {"enum": ["allow", "review", "block"]},
                 "matched_rule": {"type": "string"},
                 "policy": {"type": "string"},
-                "evidence_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "evidence_hash": _HASH,
                 "error": _object(
                     ["code", "message", "data"],
                     {
@@ -226,6 +228,15 @@ def _schemas() -> dict[str, Schema]:
                 "decided_at": {"type": "string"},
             },
         ),
+        "Result": _object(
+            ["summary", "result_sha256"],
+            {
+                "summary": {"type": "string", "minLength": 1, "maxLength": 200},
+                "result_sha256": _HASH,
+                "size": {"type": "integer", "minimum": 0, "maximum": SAFE_INT},
+                "is_error": {"type": "boolean"},
+            },
+        ),
         "Decide": _object(
             [],
             {
@@ -246,7 +257,7 @@ def _schemas() -> dict[str, Schema]:
                 "approved_at": {"type": "string"},
                 "denied_at": {"type": "string"},
                 "comment": {"type": "string"},
-                "evidence_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "evidence_hash": _HASH,
             },
         ),
         "Sessions": _object(
@@ -373,6 +384,24 @@ def document() -> dict[str, Any]:
         },
         "/admin/v1/test-action": {"post": act},
         "/v1/actions": {"post": act},
+        "/v1/actions/{id}/result": {
+            "post": _op(
+                "Report the result of an allowed call the caller ran itself (the MCP bridge)",
+                ("agent", "admin"),
+                {
+                    "200": _json(
+                        _object(
+                            ["envelope_id", "evidence_hash"],
+                            {"envelope_id": {"type": "string"}, "evidence_hash": _HASH},
+                        ),
+                        "Recorded as a result entry",
+                    )
+                },
+                body=_ref("Result"),
+                parameters=[_path_id("The envelope id of the allowed call", _UUID)],
+                errors=(400, 401, 403, 404, 413, 503),
+            )
+        },
         "/admin/v1/approvals": {
             "get": _op(
                 "Pending approvals, oldest first",

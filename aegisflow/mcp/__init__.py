@@ -1,0 +1,1 @@
+"""The MCP bridge: a stdio proxy in front of a real MCP server (``aegisflow mcp-proxy``)."""

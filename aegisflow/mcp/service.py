@@ -1,0 +1,85 @@
+"""The bridge's client of the governance service: decide an action, report its result.
+
+Fails closed: an unreachable, slow or nonsensical service is an error the proxy turns
+into a refusal; the call never reaches the upstream server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from aegisflow.errors import OperationalError
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class ServiceUnavailable(OperationalError):
+    reference = "service-unavailable"
+
+
+class Service:
+    """``POST /v1/actions`` and ``POST /v1/actions/{id}/result`` with an agent key."""
+
+    def __init__(
+        self, url: str, api_key: str, *, session: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._headers = {"X-API-Key": api_key, "X-AegisFlow-Session": session}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Service:
+        self._http = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def decide(self, action: Mapping[str, Any]) -> dict[str, Any]:
+        """The service's answer to ``action``: a decision, or its refusal of the request.
+
+        Raises:
+            ServiceUnavailable: If the service cannot be reached in time or answers
+                with something that is neither a decision nor a JSON error.
+        """
+        status, body = await self._post("/v1/actions", action)
+        if status == 200 and isinstance(body.get("decision"), str):
+            return body
+        error = body.get("error")
+        if 400 <= status < 500 and isinstance(error, Mapping) and "message" in error:
+            return {"refused": True, "status": status, "error": dict(error)}
+        raise ServiceUnavailable(f"the governance service answered {status} without a decision")
+
+    async def record_result(self, envelope_id: str, result: Mapping[str, Any]) -> None:
+        """Record what the upstream answered to an allowed call.
+
+        Raises:
+            ServiceUnavailable: If the service cannot record it.
+        """
+        status, _ = await self._post(f"/v1/actions/{envelope_id}/result", result)
+        if status != 200:
+            raise ServiceUnavailable(f"the governance service refused the result ({status})")
+
+    async def _post(self, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self._http is None:
+            raise ServiceUnavailable("the service client is not open")
+        try:
+            async with self._http.post(self.url + path, json=body) as response:
+                raw = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise ServiceUnavailable(
+                f"the governance service at {self.url} did not answer ({type(e).__name__})"
+            ) from None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ServiceUnavailable(f"the governance service answered {status} without JSON")
+        return status, data
