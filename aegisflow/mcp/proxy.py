@@ -1,0 +1,300 @@
+"""A faithful stdio proxy in front of one MCP server, with every ``tools/call`` governed.
+
+The agent talks newline-delimited JSON-RPC to this proxy as if it were the server. Lines
+are relayed as they are, byte for byte, in both directions (requests, responses,
+notifications, server-to-client requests such as sampling, elicitation and roots), so
+fields this proxy does not know survive. Only three things are looked at:
+
+* ``initialize``: the client's name becomes the actor's agent (``claude-code``);
+* ``tools/call``: the call becomes an envelope and the service decides. Allow forwards
+  the original line; block answers ``-32001`` and review ``-32002``, with a message that
+  alone tells the model what happened and what to do (clients show only the message). A
+  call retried unchanged after a human approved it carries the approval (single use);
+* responses to forwarded calls: their digest, size and outcome are reported to the
+  service as the call's ``result`` entry.
+
+It fails closed: if the service cannot be asked, the call is refused and the upstream
+never sees it. If the upstream exits, calls still waiting get an error, not a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aegisflow.envelope import Actor, InvalidAction
+from aegisflow.errors import AegisError
+from aegisflow.mcp.service import Service, ServiceUnavailable
+from aegisflow.policy.normalize import McpServer, mcp_envelope
+
+BLOCK_CODE = -32001
+REVIEW_CODE = -32002
+UNCHECKED_CODE = -32003
+"""The call could not be checked (service down, malformed call): it was not run."""
+UPSTREAM_CODE = -32004
+"""The upstream server went away before answering."""
+MAX_LINE = 64 << 20
+
+log = logging.getLogger("aegisflow.mcp")
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass
+class _Pending:
+    """A ``tools/call`` forwarded upstream, until its response comes back."""
+
+    envelope_id: str
+    tool: str
+
+
+@dataclass
+class Proxy:
+    """One agent connection, one upstream server, one session."""
+
+    server: McpServer
+    service: Service
+    session: str
+    to_agent: Send
+    to_upstream: Send
+    agent: str = "mcp-client"
+    _deciding: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _forwarded: dict[str, _Pending] = field(default_factory=dict)
+    _approved: dict[str, str] = field(default_factory=dict)
+    """Canonical call -> the id of its review, so an unchanged retry carries the approval."""
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # -- agent to upstream ----------------------------------------------------------
+
+    async def from_agent(self, line: bytes) -> None:
+        message = _parse(line)
+        if isinstance(message, list):
+            await self._reply_error(None, -32600, "JSON-RPC batches are not supported by MCP")
+            return
+        if not isinstance(message, dict):
+            await self._reply_error(None, -32700, "not a JSON-RPC message")
+            return
+        method = message.get("method")
+        if method == "initialize":
+            self._note_client(message.get("params"))
+        elif method == "tools/call" and "id" in message:
+            key = _id_key(message["id"])
+            task = asyncio.create_task(self._govern(message, line))
+            self._deciding[key] = task
+
+            def settled(_task: asyncio.Task[None], key: str = key) -> None:
+                self._deciding.pop(key, None)
+
+            task.add_done_callback(settled)
+            return
+        elif method == "notifications/cancelled" and self._cancel_deciding(message):
+            return  # cancelled before it reached the upstream: nothing to tell it
+        await self.to_upstream(line)
+
+    def _note_client(self, params: object) -> None:
+        info = params.get("clientInfo") if isinstance(params, Mapping) else None
+        name = info.get("name") if isinstance(info, Mapping) else None
+        if isinstance(name, str) and name:
+            self.agent = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64]
+
+    def _cancel_deciding(self, message: Mapping[str, Any]) -> bool:
+        params = message.get("params")
+        request = params.get("requestId") if isinstance(params, Mapping) else None
+        task = self._deciding.pop(_id_key(request), None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    async def _govern(self, message: dict[str, Any], line: bytes) -> None:
+        request_id = message["id"]
+        params = message.get("params")
+        try:
+            envelope = mcp_envelope(
+                self.server,
+                params,
+                actor=Actor(agent=self.agent, session=self.session, principal=self.agent),
+            )
+        except (InvalidAction, AegisError) as e:
+            await self._reply_error(
+                request_id, UNCHECKED_CODE, f"AegisFlow could not check this call: {e.message}"
+            )
+            return
+        call_key = _canonical([envelope.tool, envelope.target, dict(envelope.parameters)])
+        action: dict[str, Any] = {
+            "protocol": envelope.protocol,
+            "tool": envelope.tool,
+            "target": envelope.target,
+            "capability": envelope.capability,
+            "parameters": dict(envelope.parameters),
+            "actor": {"agent": self.agent},
+        }
+        ref = self._approved.get(call_key)
+        if ref is not None:
+            action["approval_ref"] = ref
+        try:
+            answer = await self.service.decide(action)
+        except ServiceUnavailable as e:
+            await self._reply_error(
+                request_id,
+                UNCHECKED_CODE,
+                f"AegisFlow could not check this call, so it was not run: {e.message}. "
+                "Try again later.",
+            )
+            return
+        if answer.get("refused"):
+            error = answer["error"]
+            await self._reply_error(
+                request_id,
+                UNCHECKED_CODE,
+                f"AegisFlow refused this call as malformed, so it was not run: "
+                f"{error.get('message')}",
+            )
+            return
+        decision = answer["decision"]
+        if decision == "allow":
+            self._approved.pop(call_key, None)
+            self._forwarded[_id_key(request_id)] = _Pending(answer["envelope_id"], envelope.tool)
+            await self.to_upstream(line)
+        elif decision == "review":
+            self._approved[call_key] = answer["envelope_id"]
+            await self._reply_error(
+                request_id, REVIEW_CODE, _review_message(envelope.tool, answer), answer
+            )
+        else:
+            if ref is not None and "still pending" not in _reason(answer):
+                self._approved.pop(call_key, None)  # denied, expired or used: ask anew
+            await self._reply_error(
+                request_id, BLOCK_CODE, _block_message(envelope.tool, answer, ref), answer
+            )
+
+    # -- upstream to agent ----------------------------------------------------------
+
+    async def from_upstream(self, line: bytes) -> None:
+        message = _parse(line)
+        if isinstance(message, dict) and "method" not in message and "id" in message:
+            pending = self._forwarded.pop(_id_key(message["id"]), None)
+            if pending is not None:
+                self._spawn(self._report(pending, message, len(line)))
+        await self.to_agent(line)
+
+    async def _report(self, pending: _Pending, message: dict[str, Any], size: int) -> None:
+        result = message.get("result")
+        failed = "error" in message or (isinstance(result, Mapping) and bool(result.get("isError")))
+        report = {
+            "summary": "error" if failed else "ok",
+            "result_sha256": hashlib.sha256(
+                _canonical(message.get("result", message.get("error"))).encode()
+            ).hexdigest(),
+            "size": size,
+            "is_error": failed,
+        }
+        try:
+            await self.service.record_result(pending.envelope_id, report)
+        except ServiceUnavailable as e:
+            log.warning("result of %s not recorded: %s", pending.envelope_id, e.message)
+
+    async def upstream_gone(self, why: str) -> None:
+        """Answer every call the upstream will now never answer."""
+        for key, _pending in list(self._forwarded.items()):
+            del self._forwarded[key]
+            await self._reply_error(
+                json.loads(key),
+                UPSTREAM_CODE,
+                f"the MCP server stopped ({why}); the call's "
+                "outcome is unknown. Check before retrying.",
+            )
+
+    async def close(self) -> None:
+        for task in [*self._deciding.values(), *self._tasks]:
+            task.cancel()
+        for task in [*self._deciding.values(), *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reply_error(
+        self,
+        request_id: object,
+        code: int,
+        message: str,
+        answer: Mapping[str, Any] | None = None,
+    ) -> None:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if answer is not None:
+            data = dict(answer.get("error", {}).get("data", {}))
+            data["envelope_id"] = answer.get("envelope_id")
+            data["matched_rule"] = answer.get("matched_rule")
+            error["data"] = data
+        reply = {"jsonrpc": "2.0", "id": request_id, "error": error}
+        await self.to_agent(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
+
+
+def _review_message(tool: str, answer: Mapping[str, Any]) -> str:
+    data = answer.get("error", {}).get("data", {})
+    queued = data.get("queued_at")
+    return (
+        f"AegisFlow: {tool} needs a human's approval before it runs (approval "
+        f"{answer['envelope_id']}{f', queued {queued}' if queued else ''}). A reviewer has "
+        "been asked. Retry exactly the same call after it is approved; until then, "
+        "continue with other work."
+    )
+
+
+def _reason(answer: Mapping[str, Any]) -> str:
+    return str(answer.get("error", {}).get("data", {}).get("reason") or "")
+
+
+def _block_message(tool: str, answer: Mapping[str, Any], ref: str | None) -> str:
+    data = answer.get("error", {}).get("data", {})
+    reason = data.get("reason") or "the policy does not allow it"
+    if answer.get("matched_rule") == "approval-refused" and ref is not None:
+        return (
+            f"AegisFlow did not run {tool}: its approval {ref} cannot be used ({reason}). "
+            "If it is still pending, retry after a reviewer approves it."
+        )
+    text = f"AegisFlow blocked {tool} (policy error -32001, not a timeout): {reason}."
+    alternative = data.get("suggested_alternative")
+    if alternative:
+        text += f" Instead: {alternative}."
+    return text + " Do not retry this call unchanged."
+
+
+def _parse(line: bytes) -> object:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _id_key(request_id: object) -> str:
+    return json.dumps(request_id, sort_keys=True)
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+async def relay_lines(reader: asyncio.StreamReader, handle: Send) -> None:
+    """Feed each newline-terminated line of ``reader`` to ``handle`` until end of file."""
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:
+            if e.partial.strip():
+                await handle(e.partial + b"\n")
+            return
+        if line.strip():
+            await handle(line)

@@ -1,0 +1,193 @@
+"""The MCP bridge against real MCP servers from npm, driven by the official Python SDK.
+
+``aegisflow serve`` runs as a process on loopback under ``tests/mcp/policy.yaml``; the SDK
+client launches ``aegisflow mcp-proxy`` the way Claude Code would, and the proxy launches
+``@modelcontextprotocol/server-everything`` or ``server-filesystem`` (installed by
+``scripts/bootstrap`` from ``tests/mcp/package.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
+from mcp.types import Implementation
+from serve_helpers import ADMIN_KEY, AGENT_KEY, ALICE_KEY, ROOT, Served, make_home, serving
+from test_cli import AEGISCTL, BIN, _env, run
+
+SERVERS = ROOT / "tests" / "mcp" / "node_modules" / "@modelcontextprotocol"
+EVERYTHING = ["node", str(SERVERS / "server-everything" / "dist" / "index.js"), "stdio"]
+FILESYSTEM = ["node", str(SERVERS / "server-filesystem" / "dist" / "index.js")]
+POLICY = ROOT / "tests" / "mcp" / "policy.yaml"
+
+pytestmark = pytest.mark.skipif(
+    not SERVERS.is_dir() and not os.environ.get("CI"),  # in CI a missing server must fail
+    reason="npm MCP servers missing: run scripts/bootstrap",
+)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Served]:
+    home = make_home(tmp_path)
+    with serving(home, "--policy", str(POLICY)) as served:
+        yield served
+
+
+@asynccontextmanager
+async def proxied(
+    served: Served, name: str, upstream: list[str], *, session: str = "mcp-test-1", **kw: Any
+) -> AsyncIterator[ClientSession]:
+    env = {**_env(served.home), "AEGISFLOW_API_KEY": AGENT_KEY, "AEGISFLOW_SESSION": session}
+    params = StdioServerParameters(
+        command=str(BIN / "aegisflow"),
+        args=["mcp-proxy", "--name", name, "--service", served.url, "--", *upstream],
+        env=env,
+    )
+    async with stdio_client(params) as (read, write):
+        client = ClientSession(
+            read, write, client_info=Implementation(name="claude-code", version="2.1.0"), **kw
+        )
+        async with client:
+            await client.initialize()
+            yield client
+
+
+def http(served: Served, method: str, path: str, key: str, body: Any = None) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - loopback test server
+        served.url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.load(response)
+
+
+def entries(served: Served, session: str) -> list[dict[str, Any]]:
+    shown = http(served, "GET", f"/admin/v1/sessions/{session}", ADMIN_KEY)
+    return [e["body"] | {"type": e["type"]} for e in shown["entries"]]
+
+
+async def test_tools_list_and_an_allowed_call_with_its_result(service: Served) -> None:
+    async with proxied(service, "everything", EVERYTHING) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"echo", "get-sum", "get-env"} <= tools
+        answer = await client.call_tool("echo", {"message": "through the bridge"})
+        assert answer.content[0].text == "Echo: through the bridge"  # type: ignore[union-attr]
+        total = await client.call_tool("get-sum", {"a": 2, "b": 3})
+        assert "5" in total.content[0].text  # type: ignore[union-attr]
+    recorded = entries(service, "mcp-test-1")
+    assert [(e["type"], e.get("tool"), e.get("decision")) for e in recorded] == [
+        ("decision", "everything.echo", "allow"),
+        ("result", "everything.echo", None),
+        ("decision", "everything.get-sum", "allow"),
+        ("result", "everything.get-sum", None),
+    ]
+    assert recorded[0]["envelope"]["actor"]["agent"] == "claude-code"
+    assert recorded[0]["envelope"]["parameters"] == {"message": "through the bridge"}
+    assert recorded[1]["summary"] == "ok"
+    assert recorded[1]["envelope_id"] == recorded[0]["envelope"]["envelope_id"]
+
+
+async def test_a_blocked_call_is_a_readable_error_and_never_runs(service: Served) -> None:
+    async with proxied(service, "everything", EVERYTHING) as client:
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("get-env", {})
+        assert caught.value.error.code == -32001
+        message = caught.value.error.message
+        assert "AegisFlow blocked everything.get-env" in message
+        assert "environment, which holds credentials" in message
+        assert "Instead: ask the user for the one value you need" in message
+        # The connection is still good after a refusal.
+        assert (await client.call_tool("echo", {"message": "x"})).content
+    recorded = entries(service, "mcp-test-1")
+    assert [(e["type"], e.get("decision")) for e in recorded][:1] == [("decision", "block")]
+    assert not any(e["type"] == "result" and e["tool"] == "everything.get-env" for e in recorded)
+
+
+async def test_a_reviewed_write_runs_once_after_approval(service: Served, tmp_path: Path) -> None:
+    root = tmp_path / "work"
+    (root / "notes").mkdir(parents=True)
+    note = root / "notes" / "plan.md"
+    async with proxied(service, "fs", [*FILESYSTEM, str(root)]) as client:
+        with pytest.raises(MCPError) as outside:
+            await client.call_tool("write_file", {"path": str(root / "x.txt"), "content": "x"})
+        assert outside.value.error.code == -32001
+        assert not (root / "x.txt").exists()
+
+        call = {"path": str(note), "content": "# Plan\n"}
+        with pytest.raises(MCPError) as review:
+            await client.call_tool("write_file", call)
+        assert review.value.error.code == -32002
+        message = review.value.error.message
+        assert "needs a human's approval" in message
+        assert "Retry exactly the same call after it is approved" in message
+        approval_id = review.value.error.data["envelope_id"]  # type: ignore[index]
+        assert approval_id in message
+        assert not note.exists()
+
+        with pytest.raises(MCPError) as early:
+            await client.call_tool("write_file", call)
+        assert "still pending" in early.value.error.message
+
+        approved = http(
+            service,
+            "POST",
+            f"/admin/v1/approvals/{approval_id}/approve",
+            ALICE_KEY,
+            {"comment": "ok"},
+        )
+        assert approved["status"] == "approved"
+        done = await client.call_tool("write_file", call)
+        assert not done.is_error
+        assert note.read_text() == "# Plan\n"
+
+        with pytest.raises(MCPError) as again:
+            await client.call_tool("write_file", call)
+        assert again.value.error.code == -32002  # single use: a new review
+    kinds = [
+        (e["type"], e.get("decision"), e.get("matched_rule"))
+        for e in entries(service, "mcp-test-1")
+    ]
+    assert ("decision", "allow", f"approved:{approval_id}") in kinds
+    assert kinds.count(("approval", None, None)) == 1
+    verified = run(
+        AEGISCTL, "evidence", "verify", "--session", "mcp-test-1",
+        "--server", service.url, "--api-key", ADMIN_KEY, home=service.home,
+    )  # fmt: skip
+    assert verified.code == 0, verified
+
+
+async def test_progress_notifications_pass_through(service: Served) -> None:
+    seen: list[float] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append(value)
+
+    async with proxied(service, "everything", EVERYTHING) as client:
+        answer = await client.call_tool(
+            "trigger-long-running-operation",
+            {"duration": 1, "steps": 4},
+            progress_callback=progress,
+        )
+        assert not answer.is_error
+    assert len(seen) >= 3
+    assert seen == sorted(seen)
+
+
+async def test_the_service_unreachable_refuses_the_call(service: Served) -> None:
+    stopped = Served(service.home, "http://127.0.0.1:9", service.process, service.log)
+    async with proxied(stopped, "everything", EVERYTHING) as client:
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("echo", {"message": "x"})
+        assert caught.value.error.code == -32003
+        assert "could not check this call, so it was not run" in caught.value.error.message
