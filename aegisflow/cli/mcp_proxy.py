@@ -13,6 +13,7 @@ import typer
 
 from aegisflow.errors import InputError
 from aegisflow.ledger.entry import validate_session_id
+from aegisflow.mcp.proxy import MAX_LINE
 from aegisflow.mcp.run import run_stdio
 from aegisflow.mcp.service import DEFAULT_TIMEOUT
 from aegisflow.policy.normalize import McpServer
@@ -43,6 +44,13 @@ def mcp_proxy(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the service before refusing a call")
     ] = DEFAULT_TIMEOUT,
+    call_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds the MCP server has to answer before the agent gets an error"),
+    ] = 300.0,
+    max_message: Annotated[
+        int, typer.Option(help="Longest message relayed either way, in bytes")
+    ] = MAX_LINE,
 ) -> None:
     """Proxy an MCP server over stdio, sending every tools/call through AegisFlow first.
 
@@ -62,7 +70,14 @@ def mcp_proxy(
         server = replace(server, target_args=tuple(tuple(a.split(",")) for a in target_arg))
     url = service or os.environ.get("AEGISFLOW_URL") or "http://127.0.0.1:8081"
     run = run_stdio(
-        server, command, service_url=url, api_key=api_key, session=chosen, timeout=timeout
+        server,
+        command,
+        service_url=url,
+        api_key=api_key,
+        session=chosen,
+        timeout=timeout,
+        call_timeout=call_timeout,
+        max_message=max_message,
     )
     code = asyncio.run(run)
     raise typer.Exit(code)

@@ -39,7 +39,8 @@ UNCHECKED_CODE = -32003
 """The call could not be checked (service down, malformed call): it was not run."""
 UPSTREAM_CODE = -32004
 """The upstream server went away before answering."""
-MAX_LINE = 64 << 20
+MAX_LINE = 16 << 20
+"""The longest message relayed either way, in bytes."""
 
 log = logging.getLogger("aegisflow.mcp")
 
@@ -48,10 +49,12 @@ Send = Callable[[bytes], Awaitable[None]]
 
 @dataclass
 class _Pending:
-    """A ``tools/call`` forwarded upstream, until its response comes back."""
+    """A request forwarded upstream, until its response comes back or time runs out."""
 
-    envelope_id: str
-    tool: str
+    method: str
+    envelope_id: str | None
+    """For an allowed ``tools/call``: the envelope whose result is reported."""
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -64,6 +67,8 @@ class Proxy:
     to_agent: Send
     to_upstream: Send
     agent: str = "mcp-client"
+    call_timeout: float = 300.0
+    """Seconds the upstream has to answer a forwarded request before the agent is told."""
     _deciding: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _forwarded: dict[str, _Pending] = field(default_factory=dict)
     _approved: dict[str, str] = field(default_factory=dict)
@@ -95,7 +100,15 @@ class Proxy:
             return
         elif method == "notifications/cancelled" and self._cancel_deciding(message):
             return  # cancelled before it reached the upstream: nothing to tell it
+        if isinstance(method, str) and "id" in message:
+            self._track(message["id"], method, None)
         await self.to_upstream(line)
+
+    async def agent_oversized(self) -> None:
+        await self._reply_error(None, -32600, "message too large: it was not forwarded")
+
+    async def upstream_oversized(self) -> None:
+        log.warning("dropped a message from the MCP server larger than the line limit")
 
     def _note_client(self, params: object) -> None:
         info = params.get("clientInfo") if isinstance(params, Mapping) else None
@@ -160,7 +173,7 @@ class Proxy:
         decision = answer["decision"]
         if decision == "allow":
             self._approved.pop(call_key, None)
-            self._forwarded[_id_key(request_id)] = _Pending(answer["envelope_id"], envelope.tool)
+            self._track(request_id, "tools/call", answer["envelope_id"])
             await self.to_upstream(line)
         elif decision == "review":
             self._approved[call_key] = answer["envelope_id"]
@@ -176,40 +189,83 @@ class Proxy:
 
     # -- upstream to agent ----------------------------------------------------------
 
+    def _track(self, request_id: object, method: str, envelope_id: str | None) -> None:
+        key = _id_key(request_id)
+        pending = _Pending(method, envelope_id)
+        pending.timer = asyncio.get_running_loop().call_later(
+            self.call_timeout, lambda: self._spawn(self._expire(key, request_id))
+        )
+        self._forwarded[key] = pending
+
+    def _settle(self, key: str) -> _Pending | None:
+        pending = self._forwarded.pop(key, None)
+        if pending is not None and pending.timer is not None:
+            pending.timer.cancel()
+        return pending
+
+    async def _expire(self, key: str, request_id: object) -> None:
+        pending = self._settle(key)
+        if pending is None:
+            return
+        await self._reply_error(
+            request_id,
+            UPSTREAM_CODE,
+            f"the MCP server did not answer {pending.method} within {self.call_timeout:g} s; "
+            "its outcome is unknown. Check before retrying.",
+        )
+        if pending.envelope_id is not None:
+            await self._report(pending.envelope_id, "timeout", b"", 0, failed=True)
+
     async def from_upstream(self, line: bytes) -> None:
         message = _parse(line)
-        if isinstance(message, dict) and "method" not in message and "id" in message:
-            pending = self._forwarded.pop(_id_key(message["id"]), None)
-            if pending is not None:
-                self._spawn(self._report(pending, message, len(line)))
+        if not isinstance(message, dict):
+            # Not a JSON-RPC message: passing it on would break the agent's stream.
+            log.warning("dropped a line from the MCP server that is not a JSON-RPC message")
+            return
+        if "method" not in message and "id" in message:
+            pending = self._settle(_id_key(message["id"]))
+            if pending is None:
+                return  # an answer to nothing outstanding (expired, or never asked): drop it
+            if pending.envelope_id is not None:
+                result = message.get("result")
+                failed = "error" in message or (
+                    isinstance(result, Mapping) and bool(result.get("isError"))
+                )
+                body = _canonical(message.get("result", message.get("error"))).encode()
+                summary = "error" if failed else "ok"
+                self._spawn(
+                    self._report(pending.envelope_id, summary, body, len(line), failed=failed)
+                )
         await self.to_agent(line)
 
-    async def _report(self, pending: _Pending, message: dict[str, Any], size: int) -> None:
-        result = message.get("result")
-        failed = "error" in message or (isinstance(result, Mapping) and bool(result.get("isError")))
+    async def _report(
+        self, envelope_id: str, summary: str, body: bytes, size: int, *, failed: bool
+    ) -> None:
         report = {
-            "summary": "error" if failed else "ok",
-            "result_sha256": hashlib.sha256(
-                _canonical(message.get("result", message.get("error"))).encode()
-            ).hexdigest(),
+            "summary": summary,
+            "result_sha256": hashlib.sha256(body).hexdigest(),
             "size": size,
             "is_error": failed,
         }
         try:
-            await self.service.record_result(pending.envelope_id, report)
+            await self.service.record_result(envelope_id, report)
         except ServiceUnavailable as e:
-            log.warning("result of %s not recorded: %s", pending.envelope_id, e.message)
+            log.warning("result of %s not recorded: %s", envelope_id, e.message)
 
     async def upstream_gone(self, why: str) -> None:
-        """Answer every call the upstream will now never answer."""
-        for key, _pending in list(self._forwarded.items()):
-            del self._forwarded[key]
+        """Answer every request the upstream will now never answer."""
+        for key in list(self._forwarded):
+            pending = self._settle(key)
+            if pending is None:
+                continue
             await self._reply_error(
                 json.loads(key),
                 UPSTREAM_CODE,
-                f"the MCP server stopped ({why}); the call's "
+                f"the MCP server stopped ({why}) before answering {pending.method}; its "
                 "outcome is unknown. Check before retrying.",
             )
+            if pending.envelope_id is not None:
+                await self._report(pending.envelope_id, "upstream-stopped", b"", 0, failed=True)
 
     async def close(self) -> None:
         for task in [*self._deciding.values(), *self._tasks]:
@@ -287,8 +343,13 @@ def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-async def relay_lines(reader: asyncio.StreamReader, handle: Send) -> None:
-    """Feed each newline-terminated line of ``reader`` to ``handle`` until end of file."""
+async def relay_lines(
+    reader: asyncio.StreamReader, handle: Send, oversized: Callable[[], Awaitable[None]]
+) -> None:
+    """Feed each newline-terminated line of ``reader`` to ``handle`` until end of file.
+
+    A line longer than the reader's limit is skipped to its end and ``oversized`` is told.
+    """
     while True:
         try:
             line = await reader.readuntil(b"\n")
@@ -296,5 +357,21 @@ async def relay_lines(reader: asyncio.StreamReader, handle: Send) -> None:
             if e.partial.strip():
                 await handle(e.partial + b"\n")
             return
+        except asyncio.LimitOverrunError as e:
+            await _skip_line(reader, e.consumed)
+            await oversized()
+            continue
         if line.strip():
             await handle(line)
+
+
+async def _skip_line(reader: asyncio.StreamReader, consumed: int) -> None:
+    """Discard the rest of an oversized line, newline included."""
+    while True:
+        await reader.readexactly(consumed)
+        try:
+            await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as e:
+            consumed = e.consumed
+        else:
+            return

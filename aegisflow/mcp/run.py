@@ -24,6 +24,8 @@ async def run_stdio(
     api_key: str,
     session: str,
     timeout: float,
+    call_timeout: float = 300.0,
+    max_message: int = MAX_LINE,
 ) -> int:
     """Proxy until the agent closes stdin (0) or the upstream exits first (1).
 
@@ -35,14 +37,14 @@ async def run_stdio(
             *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            limit=MAX_LINE,
+            limit=max_message,
         )
     except OSError as e:
         raise OperationalError(f"cannot start the MCP server {command[0]!r}: {e.strerror}") from e
     if upstream.stdin is None or upstream.stdout is None:  # never: both are PIPE
         raise OperationalError("the MCP server's pipes were not created")
     loop = asyncio.get_running_loop()
-    agent_in = asyncio.StreamReader(limit=MAX_LINE)
+    agent_in = asyncio.StreamReader(limit=max_message)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(agent_in), sys.stdin)
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", closefd=False)
@@ -60,9 +62,13 @@ async def run_stdio(
             await upstream_in.drain()
 
     async with Service(service_url, api_key, session=session, timeout=timeout) as service:
-        proxy = Proxy(server, service, session, to_agent, to_upstream)
-        from_agent = asyncio.create_task(relay_lines(agent_in, proxy.from_agent))
-        from_upstream = asyncio.create_task(relay_lines(upstream.stdout, proxy.from_upstream))
+        proxy = Proxy(server, service, session, to_agent, to_upstream, call_timeout=call_timeout)
+        from_agent = asyncio.create_task(
+            relay_lines(agent_in, proxy.from_agent, proxy.agent_oversized)
+        )
+        from_upstream = asyncio.create_task(
+            relay_lines(upstream.stdout, proxy.from_upstream, proxy.upstream_oversized)
+        )
         done, _ = await asyncio.wait(
             {from_agent, from_upstream}, return_when=asyncio.FIRST_COMPLETED
         )

@@ -1,0 +1,248 @@
+"""The MCP bridge's fault cases, on the wire: the proxy as a process, raw JSON-RPC lines.
+
+Clear errors, no hang, nothing allowed that should not be: a service that is down, slow
+or talking nonsense; an upstream that crashes, never answers or writes garbage;
+malformed and oversized messages; unknown and unnameable tools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serve_helpers import ADMIN_KEY, AGENT_KEY, ROOT, Served, make_home, serving
+from test_cli import AEGISCTL, BIN, _env, run
+from test_mcp_proxy import EVERYTHING, POLICY, SERVERS, entries
+
+FAKE = [sys.executable, str(ROOT / "tests" / "mcp" / "fake_server.py")]
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "claude-code", "version": "2"},
+    },
+}
+
+
+class Wire:
+    """The proxy as a child process, spoken to in raw lines."""
+
+    def __init__(self, url: str, upstream: list[str], *extra: str, home: Path) -> None:
+        env = {**_env(home), "AEGISFLOW_API_KEY": AGENT_KEY, "AEGISFLOW_SESSION": "mcp-faults"}
+        with (home.parent / "proxy.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "aegisflow"), "mcp-proxy", "--name", upstream_name(upstream),
+                 "--service", url, *extra, "--", *upstream],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+            )  # fmt: skip
+        self.home = home
+        self.lines: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(json.loads(line))
+
+    def send(self, message: object) -> None:
+        self.raw(json.dumps(message).encode() + b"\n")
+
+    def raw(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def answer(self, request_id: object, timeout: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.lines:
+                if message.get("id") == request_id and "method" not in message:
+                    return message
+            time.sleep(0.02)
+        log = (self.home.parent / "proxy.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"no answer to {request_id!r}; got {self.lines}; log: {log}")
+
+    def call(self, request_id: int, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        self.send(
+            {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+             "params": {"name": tool, "arguments": arguments}}
+        )  # fmt: skip
+        return self.answer(request_id)
+
+    def close(self) -> int:
+        assert self.process.stdin is not None
+        if not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        code = self.process.wait(timeout=15)
+        self._reader.join(timeout=5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return code
+
+
+def upstream_name(upstream: list[str]) -> str:
+    return "fake" if upstream[:2] == FAKE else "everything"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Served]:
+    home = make_home(tmp_path)
+    with serving(home, "--policy", str(POLICY)) as served:
+        yield served
+
+
+@contextmanager
+def wire(url: str, upstream: list[str], *extra: str, home: Path) -> Iterator[Wire]:
+    proxy = Wire(url, upstream, *extra, home=home)
+    try:
+        proxy.send(INIT)
+        assert "result" in proxy.answer(0), proxy.lines
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def test_malformed_batched_and_oversized_messages_get_errors_and_the_line_survives(
+    service: Served,
+) -> None:
+    with wire(service.url, [*FAKE, "echo"], "--max-message", "4096", home=service.home) as p:
+        p.raw(b"{not json\n")
+        p.send([{"jsonrpc": "2.0", "id": 7, "method": "tools/list"}])
+        p.raw(b'{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{"pad":"'
+              + b"x" * 10_000 + b'"}}\n')  # fmt: skip
+        answer = p.call(9, "echo", {"still": "working"})
+        assert answer["result"]["content"][0]["text"] == '{"still": "working"}'
+        errors = [m["error"] for m in p.lines if m.get("id") is None and "error" in m]
+        assert [e["code"] for e in errors] == [-32700, -32600, -32600]
+        assert "too large" in errors[2]["message"]
+        assert not any(m.get("id") in (7, 8) for m in p.lines)  # none reached the server
+
+
+def test_upstream_garbage_is_dropped(service: Served) -> None:
+    with wire(service.url, [*FAKE, "garbage"], home=service.home) as p:
+        answer = p.call(1, "echo", {"a": 1})
+        assert answer["result"]["content"][0]["text"] == '{"a": 1}'
+
+
+def test_an_upstream_crash_answers_the_call_and_ends_the_proxy(service: Served) -> None:
+    with wire(service.url, [*FAKE, "crash"], home=service.home) as p:
+        answer = p.call(1, "echo", {"a": 1})
+        assert answer["error"]["code"] == -32004
+        assert "stopped" in answer["error"]["message"]
+        assert p.process.wait(timeout=15) == 1
+    time.sleep(0.5)
+    recorded = entries(service, "mcp-faults")
+    assert [(e["type"], e.get("summary")) for e in recorded][-1] == ("result", "upstream-stopped")
+
+
+def test_an_upstream_that_never_answers_times_out(service: Served) -> None:
+    with wire(service.url, [*FAKE, "silent"], "--call-timeout", "1", home=service.home) as p:
+        started = time.monotonic()
+        answer = p.call(1, "echo", {"a": 1})
+        assert answer["error"]["code"] == -32004
+        assert "did not answer tools/call within 1 s" in answer["error"]["message"]
+        assert time.monotonic() - started < 10
+
+
+@pytest.mark.skipif(not SERVERS.is_dir(), reason="npm MCP servers missing")
+def test_unknown_and_unnameable_tools_never_run(service: Served) -> None:
+    with wire(service.url, EVERYTHING, home=service.home) as p:
+        unknown = p.call(1, "does-not-exist", {})
+        assert unknown["error"]["code"] == -32001  # the policy's default: block
+        odd = p.call(2, "\u00e9cho", {"message": "x"})
+        assert odd["error"]["code"] == -32003
+        assert "could not check" in odd["error"]["message"]
+        p.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "echo", "arguments": [1, 2]}})  # fmt: skip
+        assert p.answer(3)["error"]["code"] == -32003
+
+
+@contextmanager
+def silent_service() -> Iterator[str]:
+    """A port that accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextmanager
+def garbage_service() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>surprise</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["down", "silent", "garbage"])
+def test_a_service_that_cannot_decide_refuses_the_call(tmp_path: Path, kind: str) -> None:
+    home = make_home(tmp_path)
+    with (
+        stand_in_service(kind) as url,
+        wire(url, [*FAKE, "echo"], "--timeout", "1", home=home) as p,
+    ):
+        started = time.monotonic()
+        answer = p.call(1, "echo", {"a": 1})
+        assert answer["error"]["code"] == -32003
+        assert "could not check this call, so it was not run" in answer["error"]["message"]
+        assert time.monotonic() - started < 10
+        assert not any("result" in m and m.get("id") == 1 for m in p.lines)
+
+
+@contextmanager
+def stand_in_service(kind: str) -> Iterator[str]:
+    if kind == "down":
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    elif kind == "silent":
+        with silent_service() as url:
+            yield url
+    else:
+        with garbage_service() as url:
+            yield url
+
+
+def test_everything_the_faults_wrote_verifies(service: Served) -> None:
+    with wire(service.url, [*FAKE, "crash"], home=service.home) as p:
+        p.call(1, "echo", {})
+    time.sleep(0.5)
+    verified = run(
+        AEGISCTL, "evidence", "verify", "--server", service.url, "--api-key", ADMIN_KEY,
+        home=service.home,
+    )  # fmt: skip
+    assert verified.code == 0, verified
