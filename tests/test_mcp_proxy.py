@@ -16,11 +16,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
-from mcp.types import Implementation
+from mcp.types import (
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    ElicitResult,
+    Implementation,
+    TextContent,
+)
 from serve_helpers import ADMIN_KEY, AGENT_KEY, ALICE_KEY, ROOT, Served, make_home, serving
 from test_cli import AEGISCTL, BIN, _env, run
 
@@ -191,3 +198,52 @@ async def test_the_service_unreachable_refuses_the_call(service: Served) -> None
             await client.call_tool("echo", {"message": "x"})
         assert caught.value.error.code == -32003
         assert "could not check this call, so it was not run" in caught.value.error.message
+
+
+async def test_sampling_and_elicitation_requests_reach_the_client(service: Served) -> None:
+    asked: list[str] = []
+
+    async def sample(context: Any, params: CreateMessageRequestParams) -> CreateMessageResult:
+        asked.append(f"sampling: {params.messages[0].content.text}")  # type: ignore[union-attr]
+        return CreateMessageResult(
+            role="assistant", content=TextContent(type="text", text="a sampled answer"), model="m"
+        )
+
+    async def elicit(context: Any, params: Any) -> ElicitResult:
+        asked.append(f"elicitation: {params.message}")
+        return ElicitResult(action="decline")
+
+    async with proxied(
+        service, "everything", EVERYTHING, sampling_callback=sample, elicitation_callback=elicit
+    ) as client:
+        sampled = await client.call_tool("trigger-sampling-request", {"prompt": "two words"})
+        assert "a sampled answer" in str(sampled.content)
+        elicited = await client.call_tool("trigger-elicitation-request", {})
+        assert "decline" in str(elicited.content).lower()
+    assert [a.split(":")[0] for a in asked] == ["sampling", "elicitation"]
+    assert "two words" in asked[0]
+
+
+async def test_a_cancelled_call_leaves_the_connection_working(service: Served) -> None:
+    progressed = anyio.Event()
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        progressed.set()
+
+    async with proxied(service, "everything", EVERYTHING) as client:
+        async with anyio.create_task_group() as group:
+
+            async def long() -> None:
+                await client.call_tool(
+                    "trigger-long-running-operation",
+                    {"duration": 20, "steps": 20},
+                    progress_callback=progress,
+                )
+
+            group.start_soon(long)
+            with anyio.fail_after(10):
+                await progressed.wait()
+            group.cancel_scope.cancel()  # the SDK sends notifications/cancelled
+        with anyio.fail_after(5):
+            answer = await client.call_tool("echo", {"message": "after the cancel"})
+        assert answer.content[0].text == "Echo: after the cancel"  # type: ignore[union-attr]
