@@ -74,9 +74,9 @@ async def noop(request):
 
 app = web.Application()
 app.router.add_post("/noop", noop)
-from aegisflow.cli.serve import _event_loop  # the service's event loop (uvloop if installed)
+from aegisflow.eventloop import new_event_loop  # the service's loop (uvloop if installed)
 web.run_app(
-    app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=_event_loop()
+    app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=new_event_loop()
 )
 """
 WRK_SCRIPT = """

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from aegisflow.errors import InputError
+from aegisflow.eventloop import new_event_loop
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.mcp.proxy import MAX_LINE
 from aegisflow.mcp.run import run_stdio
@@ -79,7 +80,8 @@ def mcp_proxy(
         call_timeout=call_timeout,
         max_message=max_message,
     )
-    code = asyncio.run(run)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        code = runner.run(run)
     raise typer.Exit(code)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -22,6 +21,7 @@ from aegisflow.cli.policy import read_policy
 from aegisflow.config import Paths
 from aegisflow.credentials import Broker, GitHubApp, GitHubProvider, StaticProvider
 from aegisflow.errors import InputError, OperationalError
+from aegisflow.eventloop import new_event_loop
 from aegisflow.executor import GitHubExecutor
 from aegisflow.gateway.app import create_app
 from aegisflow.keys import load_signer
@@ -110,7 +110,7 @@ def serve(
         _settle()
         web.run_app(
             app,
-            loop=_event_loop(),
+            loop=new_event_loop(),
             host=host,
             port=port,
             print=None,
@@ -119,15 +119,6 @@ def serve(
         )
     finally:
         ledger.close()
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (Linux, macOS): a faster transport for the same code."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def _settle() -> None:
