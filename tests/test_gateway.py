@@ -445,3 +445,19 @@ async def test_a_forwarded_call_reports_its_result_once(client: TestClient) -> N
     _, blocked = await post(client, "/v1/actions", RM)
     refused = await post(client, f"/v1/actions/{blocked['envelope_id']}/result", report)
     assert refused[0] == 404  # nothing was allowed, so no result can be reported
+
+
+async def test_hidden_tools_are_the_ones_always_blocked(client: TestClient) -> None:
+    tools = ["github.merge_pull_request", "github.create_pull_request", "github.delete_file"]
+    status, answer = await post(client, "/v1/tools/hidden", {"tools": tools})
+    assert status == 200
+    assert answer == {"hidden": ["github.merge_pull_request", "github.delete_file"]}
+    for body, code in (
+        ({"tools": "github.x"}, "invalid-input"),
+        ({"tools": ["bad tool"]}, "invalid-action"),
+        ({"tools": [], "protocol": "ftp"}, "invalid-input"),
+        ({"tools": [], "extra": 1}, "invalid-input"),
+    ):
+        status, refused = await post(client, "/v1/tools/hidden", body)
+        assert (status, refused["error"]["code"]) == (400, code)
+    assert (await post(client, "/v1/tools/hidden", {"tools": []}, ALICE_KEY))[0] == 403

@@ -84,3 +84,20 @@ def test_adversarial_commands_are_stopped(line: str) -> None:
 def test_everyday_commands_are_allowed(line: str) -> None:
     envelope, result = decide_line(pack("pr-writer"), line)
     assert result.decision == "allow", (envelope.tool, result.matched_rule, result.reason)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "tool", "hidden"),
+    [
+        ("mcp", "github.merge_pull_request", True),
+        ("mcp", "github.delete_file", True),  # a conditional block first, then delete_*
+        ("mcp", "github.create_pull_request", False),  # reviewed
+        ("mcp", "github.get_file_contents", False),
+        ("mcp", "github.create_or_update_file", False),  # allowed on feature branches
+        ("mcp", "github.frobnicate", False),  # pr-writer's default is review
+        ("shell", "shell.rm", True),
+        ("shell", "shell.git", False),  # blocked only for some arguments (push --force)
+    ],
+)
+def test_tools_the_policy_always_blocks(protocol: str, tool: str, hidden: bool) -> None:
+    assert pack("pr-writer").always_blocks(protocol, tool) is hidden

@@ -30,6 +30,7 @@ from aegisflow.approvals import (
     UnknownApproval,
 )
 from aegisflow.auth import ApiKeys, Unauthenticated
+from aegisflow.envelope import PROTOCOLS, check_tool
 from aegisflow.errors import (
     AegisError,
     InputError,
@@ -51,6 +52,7 @@ METRICS = web.AppKey("metrics", Metrics)
 KEYS = web.AppKey("keys", ApiKeys)
 BASE_URL = web.AppKey("base_url", str)
 MAX_BODY = 1 << 20
+MAX_TOOLS = 10_000
 CHUNK = 1 << 16
 BLOCK_CODE = -32001
 REVIEW_CODE = -32002
@@ -97,6 +99,7 @@ def create_app(
     app.router.add_post("/admin/v1/test-action", action)
     app.router.add_post("/v1/actions", action)
     app.router.add_post("/v1/actions/{id}/result", action_result)
+    app.router.add_post("/v1/tools/hidden", hidden_tools)
     app.router.add_get("/admin/v1/approvals", list_approvals)
     app.router.add_get("/admin/v1/approvals/{id}", show_approval)
     app.router.add_post("/admin/v1/approvals/{id}/approve", approve)
@@ -155,6 +158,23 @@ async def action_result(request: web.Request) -> web.Response:
         request.match_info["id"], principal, data
     )
     return web.json_response({"envelope_id": request.match_info["id"], "evidence_hash": evidence})
+
+
+async def hidden_tools(request: web.Request) -> web.Response:
+    """Which of ``tools`` the policy blocks in every case (for an MCP ``tools/list``)."""
+    _authorize(request, "agent", "admin")
+    data = await _json(request)
+    unknown = set(data) - {"protocol", "tools"}
+    if unknown:
+        raise InputError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+    protocol, tools = data.get("protocol", "mcp"), data.get("tools")
+    if protocol not in PROTOCOLS:
+        raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}")
+    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+        raise InputError(f"tools must be a list of at most {MAX_TOOLS} tool names")
+    policy = request.app[GOVERNANCE].policy
+    hidden = [t for t in tools if policy.always_blocks(protocol, check_tool(t))]
+    return web.json_response({"hidden": hidden})
 
 
 async def metrics(request: web.Request) -> web.Response:

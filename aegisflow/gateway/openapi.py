@@ -402,6 +402,29 @@ def document() -> dict[str, Any]:
                 errors=(400, 401, 403, 404, 413, 503),
             )
         },
+        "/v1/tools/hidden": {
+            "post": _op(
+                "Which tools the policy blocks in every case (the MCP bridge hides them)",
+                ("agent", "admin"),
+                {
+                    "200": _json(
+                        _object(["hidden"], {"hidden": _array({"type": "string"})}),
+                        "The tools to hide, in the order given",
+                    )
+                },
+                body=_object(
+                    ["tools"],
+                    {
+                        "protocol": {"enum": list(PROTOCOLS)},
+                        "tools": {
+                            **_array({"type": "string", "pattern": TOOL, "maxLength": MAX_TOOL}),
+                            "maxItems": 10_000,
+                        },
+                    },
+                ),
+                errors=(400, 401, 403, 413),
+            )
+        },
         "/admin/v1/approvals": {
             "get": _op(
                 "Pending approvals, oldest first",

@@ -226,6 +226,9 @@ class Proxy:
             pending = self._settle(_id_key(message["id"]))
             if pending is None:
                 return  # an answer to nothing outstanding (expired, or never asked): drop it
+            if pending.method == "tools/list":
+                self._spawn(self._filtered_tools(message, line))
+                return
             if pending.envelope_id is not None:
                 result = message.get("result")
                 failed = "error" in message or (
@@ -237,6 +240,33 @@ class Proxy:
                     self._report(pending.envelope_id, summary, body, len(line), failed=failed)
                 )
         await self.to_agent(line)
+
+    async def _filtered_tools(self, message: dict[str, Any], line: bytes) -> None:
+        """Pass on a ``tools/list`` answer without the tools the policy always blocks.
+
+        Hiding is a courtesy to the model (a blocked call is refused anyway), so if the
+        service cannot say, the list goes out as it came.
+        """
+        result = message.get("result")
+        tools = result.get("tools") if isinstance(result, dict) else None
+        if not isinstance(result, dict) or not isinstance(tools, list):
+            await self.to_agent(line)
+            return
+        prefix = f"{self.server.name}."
+        names = [t["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+        try:
+            hidden = await self.service.hidden([prefix + n for n in names])
+        except (ServiceUnavailable, AegisError) as e:
+            log.warning("tools/list passed on unfiltered: %s", e.message)
+            await self.to_agent(line)
+            return
+        if not hidden:
+            await self.to_agent(line)
+            return
+        result["tools"] = [
+            t for t in tools if not (isinstance(t, dict) and prefix + str(t.get("name")) in hidden)
+        ]
+        await self.to_agent(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
     async def _report(
         self, envelope_id: str, summary: str, body: bytes, size: int, *, failed: bool

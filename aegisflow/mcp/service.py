@@ -65,6 +65,18 @@ class Service:
         if status != 200:
             raise ServiceUnavailable(f"the governance service refused the result ({status})")
 
+    async def hidden(self, tools: list[str]) -> set[str]:
+        """Which of ``tools`` the policy blocks in every case.
+
+        Raises:
+            ServiceUnavailable: If the service cannot say.
+        """
+        status, body = await self._post("/v1/tools/hidden", {"protocol": "mcp", "tools": tools})
+        hidden = body.get("hidden")
+        if status != 200 or not isinstance(hidden, list):
+            raise ServiceUnavailable(f"the governance service answered {status} about tools")
+        return {t for t in hidden if isinstance(t, str)}
+
     async def _post(self, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         if self._http is None:
             raise ServiceUnavailable("the service client is not open")

@@ -155,6 +155,21 @@ class Policy:
         patterns = tuple(g for r in self.rules if _path_gated(r) for g in r.when.paths.globs)  # type: ignore[union-attr]
         object.__setattr__(self, "_path_gate", glob_set(patterns))
 
+    def always_blocks(self, protocol: str, tool: str) -> bool:
+        """Whether every call of ``tool`` is blocked, whatever its target, capability and
+        parameters (the MCP bridge hides such tools from ``tools/list``).
+
+        Conservative: any rule for the tool that could allow or review makes it False.
+        """
+        for rule in self.rules:
+            if not rule.head_matches(protocol, tool):
+                continue
+            if rule.decision != "block":
+                return False
+            if not rule.target.globs and not rule.capability.globs and rule.when is None:
+                return True
+        return self.default_decision == "block"
+
     @property
     def max_approval_expiry(self) -> int:
         """The longest any approval under this policy stays usable, in seconds."""
