@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aegisflow.errors import OperationalError
 from aegisflow.mcp.proxy import MAX_LINE, Proxy, relay_lines
@@ -14,6 +14,15 @@ from aegisflow.mcp.service import Service
 from aegisflow.policy.normalize import McpServer
 
 STOP_GRACE = 5.0
+PRIVATE = ("AEGISFLOW_API_KEY",)
+
+
+def upstream_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The upstream server's environment: ours and ``extra``, without our secrets."""
+    env = {**os.environ, **extra}
+    for name in PRIVATE:
+        env.pop(name, None)
+    return env
 
 
 async def run_stdio(
@@ -26,8 +35,12 @@ async def run_stdio(
     timeout: float,
     call_timeout: float = 300.0,
     max_message: int = MAX_LINE,
+    env: Mapping[str, str] | None = None,
 ) -> int:
     """Proxy until the agent closes stdin (0) or the upstream exits first (1).
+
+    The upstream starts with this process's environment plus ``env``, minus the agent's
+    AegisFlow key: the server it proxies has no business with it.
 
     Raises:
         OperationalError: If the upstream command cannot be started.
@@ -38,6 +51,7 @@ async def run_stdio(
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=max_message,
+            env=upstream_env(env or {}),
         )
     except OSError as e:
         raise OperationalError(f"cannot start the MCP server {command[0]!r}: {e.strerror}") from e

@@ -2,12 +2,14 @@
 
 It answers ``initialize`` and ``tools/list`` (one tool, ``echo``); on ``tools/call`` it
 behaves as MODE says: ``crash`` exits, ``silent`` never answers, ``garbage`` writes a line
-that is not JSON-RPC and then answers, ``echo`` answers.
+that is not JSON-RPC and then answers, ``echo`` answers with the arguments, ``env`` with
+the names of the AegisFlow and FAKE variables it was started with.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
@@ -39,6 +41,10 @@ def main() -> None:
             if mode == "garbage":
                 sys.stdout.write("this is not json-rpc\n")
             text = json.dumps(message["params"].get("arguments", {}))
+            if mode == "env":  # which AegisFlow variables and settings the server was given
+                text = json.dumps(
+                    sorted(k for k in os.environ if k.startswith(("AEGISFLOW", "FAKE")))
+                )
             send({"jsonrpc": "2.0", "id": request_id,
                   "result": {"content": [{"type": "text", "text": text}]}})  # fmt: skip
 
