@@ -246,3 +246,31 @@ def test_everything_the_faults_wrote_verifies(service: Served) -> None:
         home=service.home,
     )  # fmt: skip
     assert verified.code == 0, verified
+
+
+def test_refusals_can_be_tool_results_for_clients_that_show_only_those(
+    service: Served,
+) -> None:
+    with wire(
+        service.url, [*FAKE, "echo"], "--refusals-as-results", home=service.home
+    ) as p:  # fake.echo is allowed; anything else the policy blocks by default
+        answer = p.call(1, "format-disk", {})
+        result = answer["result"]
+        assert result["isError"] is True
+        assert "AegisFlow blocked fake.format-disk" in result["content"][0]["text"]
+        assert result["_meta"]["aegisflow"]["code"] == -32001
+        assert p.call(2, "echo", {"a": 1})["result"]["content"][0]["text"] == '{"a": 1}'
+
+
+@pytest.mark.skipif(not SERVERS.is_dir(), reason="npm MCP servers missing")
+@pytest.mark.parametrize("revision", ["2025-06-18", "2025-11-25"])
+def test_the_protocol_revision_passes_through(service: Served, revision: str) -> None:
+    proxy = Wire(service.url, EVERYTHING, home=service.home)
+    try:
+        proxy.send({**INIT, "params": {**INIT["params"], "protocolVersion": revision}})
+        assert proxy.answer(0)["result"]["protocolVersion"] == revision
+        proxy.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        answer = proxy.call(1, "echo", {"message": revision})
+        assert answer["result"]["content"][0]["text"] == f"Echo: {revision}"
+    finally:
+        proxy.close()

@@ -66,6 +66,10 @@ def mcp_proxy(
     max_message: Annotated[
         int | None, typer.Option(help="Longest message relayed either way, in bytes")
     ] = None,
+    refusals_as_results: Annotated[
+        bool,
+        typer.Option(help="Answer blocks and reviews as tool results with isError, not errors"),
+    ] = False,
 ) -> None:
     """Proxy an MCP server over stdio, sending every tools/call through AegisFlow first.
 
@@ -106,6 +110,7 @@ def mcp_proxy(
         call_timeout=upstream.call_timeout,
         max_message=upstream.max_message,
         env=upstream.env,
+        refusals_as_results=refusals_as_results or upstream.refusals_as_results,
     )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         code = runner.run(run)

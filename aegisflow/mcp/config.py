@@ -10,6 +10,7 @@ servers:
     target_args: [[owner, repo], [path]]
     capabilities: {create_issue: write}
     call_timeout: 300
+    refusals_as_results: false    # true: blocks and reviews as tool results with isError
 ```
 
 Loading is strict: unknown keys and wrong types are errors that name the key.
@@ -29,7 +30,15 @@ from aegisflow.errors import InputError, OperationalError
 from aegisflow.policy.normalize import McpServer
 
 TOP_KEYS = {"service", "api_key_file", "timeout", "servers"}
-SERVER_KEYS = {"command", "env", "target_args", "capabilities", "call_timeout", "max_message"}
+SERVER_KEYS = {
+    "command",
+    "env",
+    "target_args",
+    "capabilities",
+    "call_timeout",
+    "max_message",
+    "refusals_as_results",
+}
 
 
 class ConfigError(InputError):
@@ -43,6 +52,7 @@ class UpstreamConfig:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     call_timeout: float = 300.0
     max_message: int = 16 << 20
+    refusals_as_results: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +152,15 @@ def _server(name: str, spec: object, where: str) -> UpstreamConfig:
         env={str(k): _text(v, f"{where}.env.{k}") for k, v in env.items()},
         call_timeout=_optional_number(fields, "call_timeout", where) or 300.0,
         max_message=int(_optional_number(fields, "max_message", where) or 16 << 20),
+        refusals_as_results=_flag(fields, "refusals_as_results", where),
     )
+
+
+def _flag(fields: Mapping[str, Any], key: str, where: str) -> bool:
+    value = fields.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false")
+    return value
 
 
 def _mapping(value: object, where: str) -> dict[Any, Any]:

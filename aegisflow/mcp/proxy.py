@@ -69,6 +69,8 @@ class Proxy:
     agent: str = "mcp-client"
     call_timeout: float = 300.0
     """Seconds the upstream has to answer a forwarded request before the agent is told."""
+    refusals_as_results: bool = False
+    """Answer blocks and reviews as tool results with ``isError`` instead of errors."""
     _deciding: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _forwarded: dict[str, _Pending] = field(default_factory=dict)
     _approved: dict[str, str] = field(default_factory=dict)
@@ -177,15 +179,31 @@ class Proxy:
             await self.to_upstream(line)
         elif decision == "review":
             self._approved[call_key] = answer["envelope_id"]
-            await self._reply_error(
+            await self._refuse(
                 request_id, REVIEW_CODE, _review_message(envelope.tool, answer), answer
             )
         else:
             if ref is not None and "still pending" not in _reason(answer):
                 self._approved.pop(call_key, None)  # denied, expired or used: ask anew
-            await self._reply_error(
+            await self._refuse(
                 request_id, BLOCK_CODE, _block_message(envelope.tool, answer, ref), answer
             )
+
+    async def _refuse(
+        self, request_id: object, code: int, message: str, answer: Mapping[str, Any]
+    ) -> None:
+        """A block or review: a JSON-RPC error, or a tool result with ``isError`` for
+        servers configured so (some clients show the model tool results, not errors)."""
+        if not self.refusals_as_results:
+            await self._reply_error(request_id, code, message, answer)
+            return
+        result = {
+            "content": [{"type": "text", "text": message}],
+            "isError": True,
+            "_meta": {"aegisflow": {"code": code, **self._details(answer)}},
+        }
+        reply = {"jsonrpc": "2.0", "id": request_id, "result": result}
+        await self.to_agent(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
 
     # -- upstream to agent ----------------------------------------------------------
 
@@ -311,6 +329,13 @@ class Proxy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @staticmethod
+    def _details(answer: Mapping[str, Any]) -> dict[str, Any]:
+        data = dict(answer.get("error", {}).get("data", {}))
+        data["envelope_id"] = answer.get("envelope_id")
+        data["matched_rule"] = answer.get("matched_rule")
+        return data
+
     async def _reply_error(
         self,
         request_id: object,
@@ -320,10 +345,7 @@ class Proxy:
     ) -> None:
         error: dict[str, Any] = {"code": code, "message": message}
         if answer is not None:
-            data = dict(answer.get("error", {}).get("data", {}))
-            data["envelope_id"] = answer.get("envelope_id")
-            data["matched_rule"] = answer.get("matched_rule")
-            error["data"] = data
+            error["data"] = self._details(answer)
         reply = {"jsonrpc": "2.0", "id": request_id, "error": error}
         await self.to_agent(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
 

@@ -36,6 +36,7 @@ async def run_stdio(
     call_timeout: float = 300.0,
     max_message: int = MAX_LINE,
     env: Mapping[str, str] | None = None,
+    refusals_as_results: bool = False,
 ) -> int:
     """Proxy until the agent closes stdin (0) or the upstream exits first (1).
 
@@ -76,7 +77,15 @@ async def run_stdio(
             await upstream_in.drain()
 
     async with Service(service_url, api_key, session=session, timeout=timeout) as service:
-        proxy = Proxy(server, service, session, to_agent, to_upstream, call_timeout=call_timeout)
+        proxy = Proxy(
+            server,
+            service,
+            session,
+            to_agent,
+            to_upstream,
+            call_timeout=call_timeout,
+            refusals_as_results=refusals_as_results,
+        )
         from_agent = asyncio.create_task(
             relay_lines(agent_in, proxy.from_agent, proxy.agent_oversized)
         )
