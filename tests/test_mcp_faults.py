@@ -274,3 +274,16 @@ def test_the_protocol_revision_passes_through(service: Served, revision: str) ->
         assert answer["result"]["content"][0]["text"] == f"Echo: {revision}"
     finally:
         proxy.close()
+
+
+def test_a_crashed_upstream_is_restarted_and_initialized_again(
+    service: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MARKER", str(tmp_path / "crashed"))
+    with wire(service.url, [*FAKE, "crash-once"], "--restarts", "1", home=service.home) as p:
+        first = p.call(1, "echo", {"n": 1})
+        assert first["error"]["code"] == -32004
+        second = p.call(2, "echo", {"n": 2})  # the restarted server, initialized by the proxy
+        assert second["result"]["content"][0]["text"] == '{"n": 2}'
+        assert p.process.poll() is None
+        assert not any(str(m.get("id", "")).startswith("aegisflow-") for m in p.lines)

@@ -66,6 +66,9 @@ def mcp_proxy(
     max_message: Annotated[
         int | None, typer.Option(help="Longest message relayed either way, in bytes")
     ] = None,
+    restarts: Annotated[
+        int, typer.Option(help="Restart the MCP server this many times if it exits")
+    ] = 0,
     refusals_as_results: Annotated[
         bool,
         typer.Option(help="Answer blocks and reviews as tool results with isError, not errors"),
@@ -111,6 +114,7 @@ def mcp_proxy(
         max_message=upstream.max_message,
         env=upstream.env,
         refusals_as_results=refusals_as_results or upstream.refusals_as_results,
+        restarts=max(restarts, upstream.restarts),
     )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         code = runner.run(run)

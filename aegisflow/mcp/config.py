@@ -11,6 +11,7 @@ servers:
     capabilities: {create_issue: write}
     call_timeout: 300
     refusals_as_results: false    # true: blocks and reviews as tool results with isError
+    restarts: 3                   # restart the server this many times if it exits
 ```
 
 Loading is strict: unknown keys and wrong types are errors that name the key.
@@ -38,6 +39,7 @@ SERVER_KEYS = {
     "call_timeout",
     "max_message",
     "refusals_as_results",
+    "restarts",
 }
 
 
@@ -53,6 +55,7 @@ class UpstreamConfig:
     call_timeout: float = 300.0
     max_message: int = 16 << 20
     refusals_as_results: bool = False
+    restarts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,7 @@ def _server(name: str, spec: object, where: str) -> UpstreamConfig:
         call_timeout=_optional_number(fields, "call_timeout", where) or 300.0,
         max_message=int(_optional_number(fields, "max_message", where) or 16 << 20),
         refusals_as_results=_flag(fields, "refusals_as_results", where),
+        restarts=int(_optional_number(fields, "restarts", where) or 0),
     )
 
 

@@ -76,6 +76,10 @@ class Proxy:
     _approved: dict[str, str] = field(default_factory=dict)
     """Canonical call -> the id of its review, so an unchanged retry carries the approval."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _handshake: list[dict[str, Any]] = field(default_factory=list)
+    """The agent's ``initialize`` and ``notifications/initialized``, for a restarted server."""
+    _replaying: str | None = None
+    """The id of a replayed ``initialize``, whose answer is not the agent's."""
 
     # -- agent to upstream ----------------------------------------------------------
 
@@ -90,6 +94,9 @@ class Proxy:
         method = message.get("method")
         if method == "initialize":
             self._note_client(message.get("params"))
+            self._handshake = [message]
+        elif method == "notifications/initialized":
+            self._handshake = [*self._handshake[:1], message]
         elif method == "tools/call" and "id" in message:
             key = _id_key(message["id"])
             task = asyncio.create_task(self._govern(message, line))
@@ -111,6 +118,14 @@ class Proxy:
 
     async def upstream_oversized(self) -> None:
         log.warning("dropped a message from the MCP server larger than the line limit")
+
+    async def replay_handshake(self) -> None:
+        """Initialize a restarted server as the agent did; its answer goes nowhere."""
+        if not self._handshake:
+            return
+        initialize = {**self._handshake[0], "id": f"aegisflow-restart-{id(self)}"}
+        self._replaying = _id_key(initialize["id"])
+        await self.to_upstream(json.dumps(initialize).encode() + b"\n")
 
     def _note_client(self, params: object) -> None:
         info = params.get("clientInfo") if isinstance(params, Mapping) else None
@@ -241,6 +256,11 @@ class Proxy:
             log.warning("dropped a line from the MCP server that is not a JSON-RPC message")
             return
         if "method" not in message and "id" in message:
+            if _id_key(message["id"]) == self._replaying:
+                self._replaying = None
+                for notification in self._handshake[1:]:
+                    await self.to_upstream(json.dumps(notification).encode() + b"\n")
+                return
             pending = self._settle(_id_key(message["id"]))
             if pending is None:
                 return  # an answer to nothing outstanding (expired, or never asked): drop it

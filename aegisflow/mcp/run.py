@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aegisflow.errors import OperationalError
 from aegisflow.mcp.proxy import MAX_LINE, Proxy, relay_lines
@@ -16,6 +18,8 @@ from aegisflow.policy.normalize import McpServer
 STOP_GRACE = 5.0
 PRIVATE = ("AEGISFLOW_API_KEY",)
 
+log = logging.getLogger("aegisflow.mcp")
+
 
 def upstream_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The upstream server's environment: ours and ``extra``, without our secrets."""
@@ -23,6 +27,35 @@ def upstream_env(extra: Mapping[str, str]) -> dict[str, str]:
     for name in PRIVATE:
         env.pop(name, None)
     return env
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upstream:
+    """How to start the server behind the proxy."""
+
+    command: Sequence[str]
+    env: Mapping[str, str]
+    max_message: int
+
+    async def start(self) -> asyncio.subprocess.Process:
+        """Raises:
+        OperationalError: If the command cannot be started.
+        """
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=self.max_message,
+                env=upstream_env(self.env),
+            )
+        except OSError as e:
+            raise OperationalError(
+                f"cannot start the MCP server {self.command[0]!r}: {e.strerror}"
+            ) from e
+        if process.stdin is None or process.stdout is None:  # never: both are PIPE
+            raise OperationalError("the MCP server's pipes were not created")
+        return process
 
 
 async def run_stdio(
@@ -37,27 +70,21 @@ async def run_stdio(
     max_message: int = MAX_LINE,
     env: Mapping[str, str] | None = None,
     refusals_as_results: bool = False,
+    restarts: int = 0,
 ) -> int:
-    """Proxy until the agent closes stdin (0) or the upstream exits first (1).
+    """Proxy until the agent closes stdin (0), or the upstream exits more often than
+    ``restarts`` allows (1).
 
-    The upstream starts with this process's environment plus ``env``, minus the agent's
-    AegisFlow key: the server it proxies has no business with it.
+    A restarted upstream is given the agent's ``initialize`` again before anything else,
+    so the agent's session goes on; requests it had not answered were answered with an
+    error when it stopped. The upstream starts with this process's environment plus
+    ``env``, minus the agent's AegisFlow key: the server it proxies has no business with it.
 
     Raises:
         OperationalError: If the upstream command cannot be started.
     """
-    try:
-        upstream = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=max_message,
-            env=upstream_env(env or {}),
-        )
-    except OSError as e:
-        raise OperationalError(f"cannot start the MCP server {command[0]!r}: {e.strerror}") from e
-    if upstream.stdin is None or upstream.stdout is None:  # never: both are PIPE
-        raise OperationalError("the MCP server's pipes were not created")
+    spec = Upstream(command=command, env=env or {}, max_message=max_message)
+    process = await spec.start()
     loop = asyncio.get_running_loop()
     agent_in = asyncio.StreamReader(limit=max_message)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(agent_in), sys.stdin)
@@ -65,16 +92,18 @@ async def run_stdio(
         asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", closefd=False)
     )
     agent_out = asyncio.StreamWriter(transport, protocol, None, loop)
-    upstream_in = upstream.stdin
 
     async def to_agent(line: bytes) -> None:
         agent_out.write(line)
         await agent_out.drain()
 
     async def to_upstream(line: bytes) -> None:
-        upstream_in.write(line)
+        stdin = process.stdin
+        if stdin is None or stdin.is_closing():
+            return  # between a crash and the restart: the agent was already answered
+        stdin.write(line)
         with contextlib.suppress(ConnectionError):
-            await upstream_in.drain()
+            await stdin.drain()
 
     async with Service(service_url, api_key, session=session, timeout=timeout) as service:
         proxy = Proxy(
@@ -89,26 +118,40 @@ async def run_stdio(
         from_agent = asyncio.create_task(
             relay_lines(agent_in, proxy.from_agent, proxy.agent_oversized)
         )
-        from_upstream = asyncio.create_task(
-            relay_lines(upstream.stdout, proxy.from_upstream, proxy.upstream_oversized)
-        )
-        done, _ = await asyncio.wait(
-            {from_agent, from_upstream}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if from_agent in done:
-            upstream_in.close()  # the agent is gone: let the server finish and exit
-            try:
-                await asyncio.wait_for(upstream.wait(), STOP_GRACE)
-            except TimeoutError:
-                upstream.terminate()
-            await from_upstream
-            code = 0
-        else:
-            await upstream.wait()
-            await proxy.upstream_gone(f"exit status {upstream.returncode}")
-            from_agent.cancel()
-            code = 1
+        while True:
+            assert process.stdout is not None  # noqa: S101 - Upstream.start checked it
+            from_upstream = asyncio.create_task(
+                relay_lines(process.stdout, proxy.from_upstream, proxy.upstream_oversized)
+            )
+            done, _ = await asyncio.wait(
+                {from_agent, from_upstream}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if from_agent in done:
+                await _stop(process, from_upstream)
+                code = 0
+                break
+            await process.wait()
+            await proxy.upstream_gone(f"exit status {process.returncode}")
+            if restarts <= 0:
+                from_agent.cancel()
+                code = 1
+                break
+            restarts -= 1
+            log.warning("the MCP server exited (%s); restarting it", process.returncode)
+            process = await spec.start()
+            await proxy.replay_handshake()
         await proxy.close()
         with contextlib.suppress(asyncio.CancelledError):
             await from_agent
         return code
+
+
+async def _stop(process: asyncio.subprocess.Process, relay: asyncio.Task[None]) -> None:
+    """The agent is gone: let the server finish and exit, or end it."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        await asyncio.wait_for(process.wait(), STOP_GRACE)
+    except TimeoutError:
+        process.terminate()
+    await relay

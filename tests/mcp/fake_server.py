@@ -1,8 +1,9 @@
 """A scripted stdio MCP server for the bridge's fault tests: ``python fake_server.py MODE``.
 
 It answers ``initialize`` and ``tools/list`` (one tool, ``echo``); on ``tools/call`` it
-behaves as MODE says: ``crash`` exits, ``silent`` never answers, ``garbage`` writes a line
-that is not JSON-RPC and then answers, ``echo`` answers with the arguments, ``env`` with
+behaves as MODE says: ``crash`` exits, ``silent`` never answers, ``crash-once`` exits
+the first time ($FAKE_MARKER records it), ``garbage`` writes a line that is not JSON-RPC
+and then answers, ``echo`` answers with the arguments, ``env`` with
 the names of the AegisFlow and FAKE variables it was started with.
 """
 
@@ -35,6 +36,10 @@ def main() -> None:
             ]}})  # fmt: skip
         elif method == "tools/call":
             if mode == "crash":
+                sys.exit(3)
+            marker = os.environ.get("FAKE_MARKER", "")
+            if mode == "crash-once" and marker and not os.path.exists(marker):
+                open(marker, "w").close()
                 sys.exit(3)
             if mode == "silent":
                 continue
