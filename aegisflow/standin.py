@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,6 +62,7 @@ class StandIn:
 
 
 STANDIN = web.AppKey("standin", StandIn)
+_Handler = Callable[[web.Request, "StandIn"], Awaitable[web.Response]]
 
 
 def create_standin_app(state: StandIn) -> web.Application:
@@ -148,11 +149,25 @@ def _authorize(request: web.Request, permission: str, level: str) -> _Token | we
     return token
 
 
-async def _contents(request: web.Request) -> web.Response:
-    found = _authorize(request, "contents", "read")
-    if isinstance(found, web.Response):
-        return found
-    state = request.app[STANDIN]
+def _requires(
+    permission: str, level: str
+) -> Callable[[_Handler], Callable[[web.Request], Awaitable[web.Response]]]:
+    """A REST handler that runs only for a token with ``permission`` at ``level``."""
+
+    def wrap(handler: _Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def checked(request: web.Request) -> web.Response:
+            found = _authorize(request, permission, level)
+            if isinstance(found, web.Response):
+                return found
+            return await handler(request, request.app[STANDIN])
+
+        return checked
+
+    return wrap
+
+
+@_requires("contents", "read")
+async def _contents(request: web.Request, state: StandIn) -> web.Response:
     repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
     path = request.match_info["path"]
     content = state.files.get((repo, path))
@@ -168,11 +183,8 @@ async def _contents(request: web.Request) -> web.Response:
     )
 
 
-async def _create_pull(request: web.Request) -> web.Response:
-    found = _authorize(request, "pull_requests", "write")
-    if isinstance(found, web.Response):
-        return found
-    state = request.app[STANDIN]
+@_requires("pull_requests", "write")
+async def _create_pull(request: web.Request, state: StandIn) -> web.Response:
     body = await request.json()
     for key in ("title", "head", "base"):
         if not isinstance(body.get(key), str):
@@ -199,11 +211,8 @@ def _sha(*parts: object) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()  # noqa: S324 - ids, not security
 
 
-async def _put_contents(request: web.Request) -> web.Response:
-    found = _authorize(request, "contents", "write")
-    if isinstance(found, web.Response):
-        return found
-    state = request.app[STANDIN]
+@_requires("contents", "write")
+async def _put_contents(request: web.Request, state: StandIn) -> web.Response:
     body = await request.json()
     repo, path = _repo(request), request.match_info["path"]
     branch = body.get("branch", "main")
@@ -224,11 +233,8 @@ async def _put_contents(request: web.Request) -> web.Response:
     )
 
 
-async def _get_ref(request: web.Request) -> web.Response:
-    found = _authorize(request, "contents", "read")
-    if isinstance(found, web.Response):
-        return found
-    state = request.app[STANDIN]
+@_requires("contents", "read")
+async def _get_ref(request: web.Request, state: StandIn) -> web.Response:
     branch = request.match_info["branch"]
     sha = state.branches.get((_repo(request), branch))
     if sha is None:
@@ -236,11 +242,8 @@ async def _get_ref(request: web.Request) -> web.Response:
     return web.json_response({"ref": f"refs/heads/{branch}", "object": {"sha": sha}})
 
 
-async def _create_tree(request: web.Request) -> web.Response:
-    found = _authorize(request, "contents", "write")
-    if isinstance(found, web.Response):
-        return found
-    state = request.app[STANDIN]
+@_requires("contents", "write")
+async def _create_tree(request: web.Request, state: StandIn) -> web.Response:
     body = await request.json()
     files = {}
     for item in body.get("tree", []):
@@ -252,11 +255,8 @@ async def _create_tree(request: web.Request) -> web.Response:
     return web.json_response({"sha": sha}, status=201)
 
 
-async def _create_commit(request: web.Request) -> web.Response:
-    found = _authorize(request, "contents", "write")
-    if isinstance(found, web.Response):
-        return found
-    state = request.app[STANDIN]
+@_requires("contents", "write")
+async def _create_commit(request: web.Request, state: StandIn) -> web.Response:
     body = await request.json()
     if body.get("tree") not in state.trees or not isinstance(body.get("message"), str):
         return _error(422, "Invalid request: tree and message are required")
@@ -265,11 +265,8 @@ async def _create_commit(request: web.Request) -> web.Response:
     return web.json_response({"sha": sha}, status=201)
 
 
-async def _update_ref(request: web.Request) -> web.Response:
-    found = _authorize(request, "contents", "write")
-    if isinstance(found, web.Response):
-        return found
-    state = request.app[STANDIN]
+@_requires("contents", "write")
+async def _update_ref(request: web.Request, state: StandIn) -> web.Response:
     repo, branch = _repo(request), request.match_info["branch"]
     body = await request.json()
     commit = state.commits.get(body.get("sha"))

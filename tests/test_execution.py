@@ -52,7 +52,7 @@ PUSH = {
 
 
 @pytest.fixture
-def branches(world: tuple[TestClient, Ledger, StandIn]) -> tuple[TestClient, Ledger, StandIn]:  # noqa: F811
+def branches(world: tuple[TestClient, Ledger, StandIn]) -> tuple[TestClient, Ledger, StandIn]:
     """The walkthrough's world, with ``main`` and the agent's feature branch."""
     state = world[2]
     state.branches[(REPO, "main")] = "base0"

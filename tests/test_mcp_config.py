@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from serve_helpers import AGENT_KEY, Served, make_home, serving
+from serve_helpers import AGENT_KEY, Served
 from test_cli import BIN, _env
 from test_mcp_faults import FAKE, INIT
-from test_mcp_proxy import POLICY
+from test_mcp_proxy import service  # noqa: F401 - a fixture
 
 from aegisflow.mcp.config import ConfigError, load_config
 
@@ -77,13 +77,6 @@ def test_the_key_file_must_be_private(tmp_path: Path) -> None:
         config.api_key()
     key.chmod(0o600)
     assert config.api_key() == "k-123"
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Served:
-    home = make_home(tmp_path)
-    with serving(home, "--policy", str(POLICY)) as served:
-        yield served
 
 
 def test_the_proxy_runs_from_the_file_and_keeps_our_key_from_the_server(

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_helpers import ADMIN_KEY, AGENT_KEY, ROOT, Served, make_home, serving
+from serve_helpers import ADMIN_KEY, AGENT_KEY, ROOT, Served, make_home
 from test_cli import AEGISCTL, BIN, _env, run
-from test_mcp_proxy import EVERYTHING, POLICY, SERVERS, entries
+from test_mcp_proxy import EVERYTHING, SERVERS, entries, service  # noqa: F401 - a fixture
 
 FAKE = [sys.executable, str(ROOT / "tests" / "mcp" / "fake_server.py")]
 INIT = {
@@ -101,13 +101,6 @@ class Wire:
 
 def upstream_name(upstream: list[str]) -> str:
     return "fake" if upstream[:2] == FAKE else "everything"
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Served]:
-    home = make_home(tmp_path)
-    with serving(home, "--policy", str(POLICY)) as served:
-        yield served
 
 
 @contextmanager
