@@ -25,6 +25,9 @@ from serve_helpers import ADMIN_KEY, AGENT_KEY, ROOT, Served, make_home
 from test_cli import AEGISCTL, BIN, _env, run
 from test_mcp_proxy import EVERYTHING, SERVERS, entries, service  # noqa: F401 - a fixture
 
+from aegisflow.mcp.proxy import Proxy
+from aegisflow.policy.normalize import McpServer
+
 FAKE = [sys.executable, str(ROOT / "tests" / "mcp" / "fake_server.py")]
 INIT = {
     "jsonrpc": "2.0",
@@ -280,3 +283,13 @@ def test_a_crashed_upstream_is_restarted_and_initialized_again(
         assert second["result"]["content"][0]["text"] == '{"n": 2}'
         assert p.process.poll() is None
         assert not any(str(m.get("id", "")).startswith("aegisflow-") for m in p.lines)
+
+
+@pytest.mark.parametrize(
+    ("client", "agent"),
+    [("Claude Code", "Claude-Code"), ("-é-x", "x"), ("....", "mcp-client"), ("", "mcp-client")],
+)
+def test_odd_client_names_become_safe_agent_names(client: str, agent: str) -> None:
+    proxy = Proxy(McpServer(name="x"), None, "s", None, None)  # type: ignore[arg-type]
+    proxy._note_client({"clientInfo": {"name": client}})
+    assert proxy.agent == agent

@@ -130,8 +130,11 @@ class Proxy:
     def _note_client(self, params: object) -> None:
         info = params.get("clientInfo") if isinstance(params, Mapping) else None
         name = info.get("name") if isinstance(info, Mapping) else None
-        if isinstance(name, str) and name:
-            self.agent = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64]
+        if isinstance(name, str):
+            safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in name)
+            safe = safe.lstrip("._-")[:64]
+            if safe:
+                self.agent = safe
 
     def _cancel_deciding(self, message: Mapping[str, Any]) -> bool:
         params = message.get("params")
