@@ -15,6 +15,9 @@ from pathlib import Path
 
 from test_cli import AEGISCTL, AEGISFLOW, BIN, _env, run
 
+from aegisflow.auth import add_key
+from aegisflow.config import Paths
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_KEY = "starter-key-001"
 ADMIN_KEY = "ops-admin-key-0001"
@@ -35,17 +38,14 @@ def make_home(parent: Path) -> Path:
     shutil.copytree(ROOT / "policies", home / "policies")
     assert run(AEGISCTL, "keys", "init", home=home).code == 0
     assert run(AEGISFLOW, "ledger", "init", home=home).code == 0
+    # `aegisctl keys api-key` is tested on its own; here the same function, in process.
     for principal, role, key in (
         ("claude-code", "agent", AGENT_KEY),
         ("alice", "reviewer", ALICE_KEY),
         ("ops", "admin", ADMIN_KEY),
         ("audit", "auditor", AUDITOR_KEY),
     ):
-        made = run(
-            AEGISCTL, "keys", "api-key", "--principal", principal, "--role", role,
-            "--key", key, home=home,
-        )  # fmt: skip
-        assert made.code == 0, made
+        add_key(Paths(home).api_keys, key, principal, [role])
     return home
 
 

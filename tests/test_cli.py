@@ -10,6 +10,7 @@ Python API, exported once with the CLI) serves the read-only tests.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -921,3 +922,18 @@ def test_git_verify_commit_rejects_another_key(world: World, tmp_path: Path) -> 
     assert proc.returncode != 0
     assert "No principal matched" in proc.stderr
     assert f"signature for {SIGNER_PRINCIPAL}" not in proc.stderr
+
+
+def test_keys_api_key_prints_the_key_once_and_stores_it_hashed(tmp_path: Path) -> None:
+    made = run(AEGISCTL, "keys", "api-key", "--principal", "alice", "--role", "reviewer",
+               home=tmp_path)  # fmt: skip
+    assert made.code == 0, made
+    key = made.out.split(": ")[-1].split()[0]
+    stored = (tmp_path / "keys" / "api-keys.json").read_text()
+    assert key not in stored
+    assert hashlib.sha256(key.encode()).hexdigest() in stored
+    given = run(AEGISCTL, "keys", "api-key", "--principal", "ci", "--role", "agent",
+                "--key", "ci-key-0001", home=tmp_path)  # fmt: skip
+    assert given.code == 0, given
+    bad = run(AEGISCTL, "keys", "api-key", "--principal", "x", "--role", "root", home=tmp_path)
+    assert bad.code != 0
