@@ -119,9 +119,8 @@ async def run_stdio(
             relay_lines(agent_in, proxy.from_agent, proxy.agent_oversized)
         )
         while True:
-            assert process.stdout is not None  # noqa: S101 - Upstream.start checked it
             from_upstream = asyncio.create_task(
-                relay_lines(process.stdout, proxy.from_upstream, proxy.upstream_oversized)
+                relay_lines(_stdout(process), proxy.from_upstream, proxy.upstream_oversized)
             )
             done, _ = await asyncio.wait(
                 {from_agent, from_upstream}, return_when=asyncio.FIRST_COMPLETED
@@ -144,6 +143,12 @@ async def run_stdio(
         with contextlib.suppress(asyncio.CancelledError):
             await from_agent
         return code
+
+
+def _stdout(process: asyncio.subprocess.Process) -> asyncio.StreamReader:
+    if process.stdout is None:  # never: Upstream.start asks for a pipe and checks it
+        raise OperationalError("the MCP server has no stdout pipe")
+    return process.stdout
 
 
 async def _stop(process: asyncio.subprocess.Process, relay: asyncio.Task[None]) -> None:
