@@ -8,7 +8,7 @@ import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import typer
 
@@ -17,7 +17,7 @@ from aegisflow.eventloop import new_event_loop
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.mcp.config import ConfigError, UpstreamConfig, load_config
 from aegisflow.mcp.proxy import MAX_LINE
-from aegisflow.mcp.run import run_stdio
+from aegisflow.mcp.run import run_http, run_stdio
 from aegisflow.mcp.service import DEFAULT_TIMEOUT
 from aegisflow.policy.normalize import McpServer
 
@@ -35,6 +35,14 @@ def mcp_proxy(
     ] = None,
     server_name: Annotated[
         str | None, typer.Option("--server", help="Which server of --config to proxy")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A Streamable HTTP MCP server to proxy instead of -- COMMAND"),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(help="A header for every request to --url: NAME=VALUE (repeatable)"),
     ] = None,
     service: Annotated[
         str | None,
@@ -81,7 +89,7 @@ def mcp_proxy(
     """
     file_key, file_service, file_timeout = None, None, None
     if config is not None:
-        if command or name:
+        if command or name or url:
             raise InputError("give --config with --server, or --name with -- COMMAND, not both")
         bridge = load_config(config)
         upstream = bridge.servers.get(server_name or "")
@@ -90,9 +98,16 @@ def mcp_proxy(
             raise ConfigError(f"--server must name one of the servers in {config}: {known}")
         file_key, file_service, file_timeout = bridge.api_key(), bridge.service, bridge.timeout
     else:
-        if not command or not name:
-            raise InputError("give --name NAME -- COMMAND... (or --config FILE --server NAME)")
-        upstream = UpstreamConfig(server=McpServer(name=name), command=tuple(command))
+        if not name or bool(command) == bool(url):
+            raise InputError(
+                "give --name NAME with -- COMMAND... or --url URL (or --config FILE --server NAME)"
+            )
+        upstream = UpstreamConfig(
+            server=McpServer(name=name),
+            command=tuple(command or ()),
+            url=url,
+            headers=dict(_pair(h, "--header") for h in header or []),
+        )
     upstream = _with_options(upstream, target_arg, capability, call_timeout, max_message)
     api_key = os.environ.get("AEGISFLOW_API_KEY") or file_key
     if not api_key:
@@ -102,23 +117,43 @@ def mcp_proxy(
         stamp = time.strftime("%Y%m%d-%H%M%S")
         chosen = f"mcp-{upstream.server.name}-{stamp}-{secrets.token_hex(3)}"
     validate_session_id(chosen)
-    url = service or os.environ.get("AEGISFLOW_URL") or file_service or "http://127.0.0.1:8081"
-    run = run_stdio(
-        upstream.server,
-        upstream.command,
-        service_url=url,
-        api_key=api_key,
-        session=chosen,
-        timeout=timeout or file_timeout or DEFAULT_TIMEOUT,
-        call_timeout=upstream.call_timeout,
-        max_message=upstream.max_message,
-        env=upstream.env,
-        refusals_as_results=refusals_as_results or upstream.refusals_as_results,
-        restarts=max(restarts, upstream.restarts),
+    url_of_service = (
+        service or os.environ.get("AEGISFLOW_URL") or file_service or "http://127.0.0.1:8081"
     )
+    common: _Common = {
+        "service_url": url_of_service,
+        "api_key": api_key,
+        "session": chosen,
+        "timeout": timeout or file_timeout or DEFAULT_TIMEOUT,
+        "call_timeout": upstream.call_timeout,
+        "max_message": upstream.max_message,
+        "refusals_as_results": refusals_as_results or upstream.refusals_as_results,
+    }
+    if upstream.url is not None:
+        run = run_http(upstream.server, upstream.url, headers=upstream.headers, **common)
+    else:
+        run = run_stdio(
+            upstream.server,
+            upstream.command,
+            env=upstream.env,
+            restarts=max(restarts, upstream.restarts),
+            **common,
+        )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         code = runner.run(run)
     raise typer.Exit(code)
+
+
+class _Common(TypedDict):
+    """What both transports take."""
+
+    service_url: str
+    api_key: str
+    session: str
+    timeout: float
+    call_timeout: float
+    max_message: int
+    refusals_as_results: bool
 
 
 def _with_options(

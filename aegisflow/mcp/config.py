@@ -5,7 +5,9 @@ service: http://127.0.0.1:8081
 api_key_file: ~/.config/aegisflow/agent.key    # mode 0600; else $AEGISFLOW_API_KEY
 servers:
   github:
-    command: [npx, -y, "@modelcontextprotocol/server-github"]
+    command: [npx, -y, "@modelcontextprotocol/server-github"]   # or, over HTTP:
+    # url: https://mcp.example.com/mcp
+    # headers: {X-Team: platform}
     env: {GITHUB_PERSONAL_ACCESS_TOKEN: "..."}
     target_args: [[owner, repo], [path]]
     capabilities: {create_issue: write}
@@ -33,6 +35,8 @@ from aegisflow.policy.normalize import McpServer
 TOP_KEYS = {"service", "api_key_file", "timeout", "servers"}
 SERVER_KEYS = {
     "command",
+    "url",
+    "headers",
     "env",
     "target_args",
     "capabilities",
@@ -49,8 +53,12 @@ class ConfigError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
+    """One upstream: a ``command`` over stdio, or a Streamable HTTP ``url``."""
+
     server: McpServer
-    command: tuple[str, ...]
+    command: tuple[str, ...] = ()
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     call_timeout: float = 300.0
     max_message: int = 16 << 20
@@ -125,9 +133,18 @@ def load_config(path: Path) -> BridgeConfig:
 def _server(name: str, spec: object, where: str) -> UpstreamConfig:
     fields = _mapping(spec, where)
     _known(fields, SERVER_KEYS, where)
-    command = fields.get("command")
-    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+    command, url = fields.get("command"), fields.get("url")
+    if (command is None) == (url is None):
+        raise ConfigError(f"{where}: give command (stdio) or url (Streamable HTTP), not both")
+    if command is not None and (
+        not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command)
+    ):
         raise ConfigError(f"{where}: command must be a non-empty list of strings")
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(f"{where}: url must be an http:// or https:// URL")
+    headers = _mapping(fields.get("headers", {}), f"{where}.headers")
     env = _mapping(fields.get("env", {}), f"{where}.env")
     capabilities = _mapping(fields.get("capabilities", {}), f"{where}.capabilities")
     for tool, capability in capabilities.items():
@@ -151,7 +168,9 @@ def _server(name: str, spec: object, where: str) -> UpstreamConfig:
         raise ConfigError(f"{where}: {e.message}") from None
     return UpstreamConfig(
         server=server,
-        command=tuple(command),
+        command=tuple(command or ()),
+        url=url,
+        headers={str(k): _text(v, f"{where}.headers.{k}") for k, v in headers.items()},
         env={str(k): _text(v, f"{where}.env.{k}") for k, v in env.items()},
         call_timeout=_optional_number(fields, "call_timeout", where) or 300.0,
         max_message=int(_optional_number(fields, "max_message", where) or 16 << 20),

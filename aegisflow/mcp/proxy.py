@@ -45,6 +45,8 @@ MAX_LINE = 16 << 20
 log = logging.getLogger("aegisflow.mcp")
 
 Send = Callable[[bytes], Awaitable[None]]
+SendUpstream = Callable[[bytes, Mapping[str, str] | None], Awaitable[None]]
+"""Send a line upstream, with headers for that call alone where the transport has them."""
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Proxy:
     service: Service
     session: str
     to_agent: Send
-    to_upstream: Send
+    to_upstream: SendUpstream
     agent: str = "mcp-client"
     call_timeout: float = 300.0
     """Seconds the upstream has to answer a forwarded request before the agent is told."""
@@ -111,7 +113,7 @@ class Proxy:
             return  # cancelled before it reached the upstream: nothing to tell it
         if isinstance(method, str) and "id" in message:
             self._track(message["id"], method, None)
-        await self.to_upstream(line)
+        await self.to_upstream(line, None)
 
     async def agent_oversized(self) -> None:
         await self._reply_error(None, -32600, "message too large: it was not forwarded")
@@ -125,7 +127,7 @@ class Proxy:
             return
         initialize = {**self._handshake[0], "id": f"aegisflow-restart-{id(self)}"}
         self._replaying = _id_key(initialize["id"])
-        await self.to_upstream(json.dumps(initialize).encode() + b"\n")
+        await self.to_upstream(json.dumps(initialize).encode() + b"\n", None)
 
     def _note_client(self, params: object) -> None:
         info = params.get("clientInfo") if isinstance(params, Mapping) else None
@@ -194,7 +196,7 @@ class Proxy:
         if decision == "allow":
             self._approved.pop(call_key, None)
             self._track(request_id, "tools/call", answer["envelope_id"])
-            await self.to_upstream(line)
+            await self.to_upstream(line, _credential_headers(answer))
         elif decision == "review":
             self._approved[call_key] = answer["envelope_id"]
             await self._refuse(
@@ -262,7 +264,7 @@ class Proxy:
             if _id_key(message["id"]) == self._replaying:
                 self._replaying = None
                 for notification in self._handshake[1:]:
-                    await self.to_upstream(json.dumps(notification).encode() + b"\n")
+                    await self.to_upstream(json.dumps(notification).encode() + b"\n", None)
                 return
             pending = self._settle(_id_key(message["id"]))
             if pending is None:
@@ -371,6 +373,15 @@ class Proxy:
             error["data"] = self._details(answer)
         reply = {"jsonrpc": "2.0", "id": request_id, "error": error}
         await self.to_agent(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
+
+
+def _credential_headers(answer: Mapping[str, Any]) -> dict[str, str] | None:
+    """The credential the rule delivered for this call, as the upstream's HTTP auth."""
+    credential = answer.get("credential")
+    token = credential.get("token") if isinstance(credential, Mapping) else None
+    if not isinstance(token, str) or not token:
+        return None
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _review_message(tool: str, answer: Mapping[str, Any]) -> str:

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aegisflow.errors import OperationalError
-from aegisflow.mcp.proxy import MAX_LINE, Proxy, relay_lines
+from aegisflow.mcp.http import HttpUpstream
+from aegisflow.mcp.proxy import MAX_LINE, Proxy, Send, relay_lines
 from aegisflow.mcp.service import Service
 from aegisflow.policy.normalize import McpServer
 
@@ -85,19 +86,10 @@ async def run_stdio(
     """
     spec = Upstream(command=command, env=env or {}, max_message=max_message)
     process = await spec.start()
-    loop = asyncio.get_running_loop()
-    agent_in = asyncio.StreamReader(limit=max_message)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(agent_in), sys.stdin)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", closefd=False)
-    )
-    agent_out = asyncio.StreamWriter(transport, protocol, None, loop)
+    agent_in, to_agent = await _agent_pipes(max_message)
 
-    async def to_agent(line: bytes) -> None:
-        agent_out.write(line)
-        await agent_out.drain()
-
-    async def to_upstream(line: bytes) -> None:
+    async def to_upstream(line: bytes, _headers: Mapping[str, str] | None) -> None:
+        # stdio has no per-call headers: a credential delivered to the caller goes unused.
         stdin = process.stdin
         if stdin is None or stdin.is_closing():
             return  # between a crash and the restart: the agent was already answered
@@ -143,6 +135,67 @@ async def run_stdio(
         with contextlib.suppress(asyncio.CancelledError):
             await from_agent
         return code
+
+
+async def run_http(
+    server: McpServer,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    service_url: str,
+    api_key: str,
+    session: str,
+    timeout: float,
+    call_timeout: float = 300.0,
+    max_message: int = MAX_LINE,
+    refusals_as_results: bool = False,
+) -> int:
+    """Proxy the agent's stdio to a Streamable HTTP server until the agent closes stdin.
+
+    A credential the service delivers for an allowed call (``deliver: caller``) goes on
+    that call's POST as ``Authorization: Bearer``; nothing else ever sees it.
+    """
+    agent_in, to_agent = await _agent_pipes(max_message)
+    async with Service(service_url, api_key, session=session, timeout=timeout) as service:
+        proxy: Proxy | None = None
+
+        async def deliver(line: bytes) -> None:
+            if proxy is not None:
+                await proxy.from_upstream(line)
+
+        upstream = HttpUpstream(url, headers, deliver, max_message=max_message)
+        proxy = Proxy(
+            server,
+            service,
+            session,
+            to_agent,
+            upstream.send,
+            call_timeout=call_timeout,
+            refusals_as_results=refusals_as_results,
+        )
+        try:
+            await relay_lines(agent_in, proxy.from_agent, proxy.agent_oversized)
+        finally:
+            await upstream.close()
+            await proxy.close()
+    return 0
+
+
+async def _agent_pipes(max_message: int) -> tuple[asyncio.StreamReader, Send]:
+    """This process's stdin as a reader, and a writer of lines to its stdout."""
+    loop = asyncio.get_running_loop()
+    agent_in = asyncio.StreamReader(limit=max_message)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(agent_in), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", closefd=False)
+    )
+    agent_out = asyncio.StreamWriter(transport, protocol, None, loop)
+
+    async def to_agent(line: bytes) -> None:
+        agent_out.write(line)
+        await agent_out.drain()
+
+    return agent_in, to_agent
 
 
 def _stdout(process: asyncio.subprocess.Process) -> asyncio.StreamReader:
