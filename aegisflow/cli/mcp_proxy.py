@@ -8,7 +8,7 @@ import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ from aegisflow.eventloop import new_event_loop
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.mcp.config import ConfigError, UpstreamConfig, load_config
 from aegisflow.mcp.proxy import MAX_LINE
-from aegisflow.mcp.run import run_http, run_stdio
+from aegisflow.mcp.run import Settings, run_http, run_stdio
 from aegisflow.mcp.service import DEFAULT_TIMEOUT
 from aegisflow.policy.normalize import McpServer
 
@@ -120,40 +120,25 @@ def mcp_proxy(
     url_of_service = (
         service or os.environ.get("AEGISFLOW_URL") or file_service or "http://127.0.0.1:8081"
     )
-    common: _Common = {
-        "service_url": url_of_service,
-        "api_key": api_key,
-        "session": chosen,
-        "timeout": timeout or file_timeout or DEFAULT_TIMEOUT,
-        "call_timeout": upstream.call_timeout,
-        "max_message": upstream.max_message,
-        "refusals_as_results": refusals_as_results or upstream.refusals_as_results,
-    }
+    settings = Settings(
+        service_url=url_of_service,
+        api_key=api_key,
+        session=chosen,
+        timeout=timeout or file_timeout or DEFAULT_TIMEOUT,
+        call_timeout=upstream.call_timeout,
+        max_message=upstream.max_message,
+        refusals_as_results=refusals_as_results or upstream.refusals_as_results,
+    )
     if upstream.url is not None:
-        run = run_http(upstream.server, upstream.url, headers=upstream.headers, **common)
+        run = run_http(upstream.server, upstream.url, settings, headers=upstream.headers)
     else:
+        restart = max(restarts, upstream.restarts)
         run = run_stdio(
-            upstream.server,
-            upstream.command,
-            env=upstream.env,
-            restarts=max(restarts, upstream.restarts),
-            **common,
+            upstream.server, upstream.command, settings, env=upstream.env, restarts=restart
         )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         code = runner.run(run)
     raise typer.Exit(code)
-
-
-class _Common(TypedDict):
-    """What both transports take."""
-
-    service_url: str
-    api_key: str
-    session: str
-    timeout: float
-    call_timeout: float
-    max_message: int
-    refusals_as_results: bool
 
 
 def _with_options(

@@ -8,11 +8,11 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aegisflow.errors import OperationalError
 from aegisflow.mcp.http import HttpUpstream
-from aegisflow.mcp.proxy import MAX_LINE, Proxy, Send, relay_lines
+from aegisflow.mcp.proxy import MAX_LINE, Proxy, Send, SendUpstream, relay_lines
 from aegisflow.mcp.service import Service
 from aegisflow.policy.normalize import McpServer
 
@@ -59,18 +59,41 @@ class Upstream:
         return process
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """What both transports share: the service to ask, and how long to wait for whom."""
+
+    service_url: str
+    api_key: str = field(repr=False)
+    session: str
+    timeout: float
+    call_timeout: float = 300.0
+    max_message: int = MAX_LINE
+    refusals_as_results: bool = False
+
+    def service(self) -> Service:
+        return Service(self.service_url, self.api_key, session=self.session, timeout=self.timeout)
+
+    def proxy(
+        self, server: McpServer, service: Service, to_agent: Send, to_upstream: SendUpstream
+    ) -> Proxy:
+        return Proxy(
+            server,
+            service,
+            self.session,
+            to_agent,
+            to_upstream,
+            call_timeout=self.call_timeout,
+            refusals_as_results=self.refusals_as_results,
+        )
+
+
 async def run_stdio(
     server: McpServer,
     command: Sequence[str],
+    settings: Settings,
     *,
-    service_url: str,
-    api_key: str,
-    session: str,
-    timeout: float,
-    call_timeout: float = 300.0,
-    max_message: int = MAX_LINE,
     env: Mapping[str, str] | None = None,
-    refusals_as_results: bool = False,
     restarts: int = 0,
 ) -> int:
     """Proxy until the agent closes stdin (0), or the upstream exits more often than
@@ -84,9 +107,9 @@ async def run_stdio(
     Raises:
         OperationalError: If the upstream command cannot be started.
     """
-    spec = Upstream(command=command, env=env or {}, max_message=max_message)
+    spec = Upstream(command=command, env=env or {}, max_message=settings.max_message)
     process = await spec.start()
-    agent_in, to_agent = await _agent_pipes(max_message)
+    agent_in, to_agent = await _agent_pipes(settings.max_message)
 
     async def to_upstream(line: bytes, _headers: Mapping[str, str] | None) -> None:
         # stdio has no per-call headers: a credential delivered to the caller goes unused.
@@ -97,16 +120,8 @@ async def run_stdio(
         with contextlib.suppress(ConnectionError):
             await stdin.drain()
 
-    async with Service(service_url, api_key, session=session, timeout=timeout) as service:
-        proxy = Proxy(
-            server,
-            service,
-            session,
-            to_agent,
-            to_upstream,
-            call_timeout=call_timeout,
-            refusals_as_results=refusals_as_results,
-        )
+    async with settings.service() as service:
+        proxy = settings.proxy(server, service, to_agent, to_upstream)
         from_agent = asyncio.create_task(
             relay_lines(agent_in, proxy.from_agent, proxy.agent_oversized)
         )
@@ -138,41 +153,23 @@ async def run_stdio(
 
 
 async def run_http(
-    server: McpServer,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    service_url: str,
-    api_key: str,
-    session: str,
-    timeout: float,
-    call_timeout: float = 300.0,
-    max_message: int = MAX_LINE,
-    refusals_as_results: bool = False,
+    server: McpServer, url: str, settings: Settings, *, headers: Mapping[str, str]
 ) -> int:
     """Proxy the agent's stdio to a Streamable HTTP server until the agent closes stdin.
 
     A credential the service delivers for an allowed call (``deliver: caller``) goes on
     that call's POST as ``Authorization: Bearer``; nothing else ever sees it.
     """
-    agent_in, to_agent = await _agent_pipes(max_message)
-    async with Service(service_url, api_key, session=session, timeout=timeout) as service:
+    agent_in, to_agent = await _agent_pipes(settings.max_message)
+    async with settings.service() as service:
         proxy: Proxy | None = None
 
         async def deliver(line: bytes) -> None:
             if proxy is not None:
                 await proxy.from_upstream(line)
 
-        upstream = HttpUpstream(url, headers, deliver, max_message=max_message)
-        proxy = Proxy(
-            server,
-            service,
-            session,
-            to_agent,
-            upstream.send,
-            call_timeout=call_timeout,
-            refusals_as_results=refusals_as_results,
-        )
+        upstream = HttpUpstream(url, headers, deliver, max_message=settings.max_message)
+        proxy = settings.proxy(server, service, to_agent, upstream.send)
         try:
             await relay_lines(agent_in, proxy.from_agent, proxy.agent_oversized)
         finally:
