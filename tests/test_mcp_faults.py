@@ -293,3 +293,21 @@ def test_odd_client_names_become_safe_agent_names(client: str, agent: str) -> No
     proxy = Proxy(McpServer(name="x"), None, "s", None, None)  # type: ignore[arg-type]
     proxy._note_client({"clientInfo": {"name": client}})
     assert proxy.agent == agent
+
+
+async def test_results_owed_at_close_are_reported_not_dropped() -> None:
+    reported: list[str] = []
+
+    class Recorder:
+        async def record_result(self, envelope_id: str, body: dict[str, Any]) -> None:
+            reported.append(envelope_id)
+
+    async def nowhere(*_args: object) -> None:
+        pass
+
+    proxy = Proxy(McpServer(name="x"), Recorder(), "s", nowhere, nowhere)  # type: ignore[arg-type]
+    await proxy._report("e-1", "ok", b"{}", 2, failed=False)
+    await proxy._report("e-2", "ok", b"{}", 2, failed=False)
+    assert reported == []  # lingering, to be reported together
+    await proxy.close()  # the agent left at once
+    assert reported == ["e-1", "e-2"]

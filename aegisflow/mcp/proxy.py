@@ -39,6 +39,8 @@ UNCHECKED_CODE = -32003
 """The call could not be checked (service down, malformed call): it was not run."""
 UPSTREAM_CODE = -32004
 """The upstream server went away before answering."""
+RESULT_LINGER = 0.05
+"""Seconds results wait to be reported together."""
 MAX_LINE = 16 << 20
 """The longest message relayed either way, in bytes."""
 
@@ -82,6 +84,8 @@ class Proxy:
     """The agent's ``initialize`` and ``notifications/initialized``, for a restarted server."""
     _replaying: str | None = None
     """The id of a replayed ``initialize``, whose answer is not the agent's."""
+    _results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _flusher: asyncio.Task[None] | None = None
 
     # -- agent to upstream ----------------------------------------------------------
 
@@ -320,6 +324,22 @@ class Proxy:
             "size": size,
             "is_error": failed,
         }
+        self._results.append((envelope_id, report))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        """Report results a moment later, together: off the path of the next decision,
+        and into one group commit of the ledger instead of one each."""
+        await asyncio.sleep(RESULT_LINGER)
+        self._flusher = None
+        await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._results = self._results, []
+        await asyncio.gather(*(self._send_result(e, r) for e, r in batch))
+
+    async def _send_result(self, envelope_id: str, report: Mapping[str, Any]) -> None:
         try:
             await self.service.record_result(envelope_id, report)
         except ServiceUnavailable as e:
@@ -341,11 +361,17 @@ class Proxy:
                 await self._report(pending.envelope_id, "upstream-stopped", b"", 0, failed=True)
 
     async def close(self) -> None:
-        for task in [*self._deciding.values(), *self._tasks]:
+        """Stop deciding; report every result still owed (evidence is not dropped)."""
+        deciding = list(self._deciding.values())
+        for task in deciding:
             task.cancel()
-        for task in [*self._deciding.values(), *self._tasks]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await asyncio.gather(*deciding, *self._tasks, return_exceptions=True)
+        if self._flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self._flush()
 
     # -- plumbing -------------------------------------------------------------------
 
