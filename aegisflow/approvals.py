@@ -21,6 +21,7 @@ from aegisflow.envelope import Envelope
 from aegisflow.errors import AegisError, InputError, PolicyError
 from aegisflow.ledger.entry import parse_time
 from aegisflow.policy.engine import Decision
+from aegisflow.policy.loader import DEFAULT_APPROVAL_EXPIRY
 
 Status = Literal["pending", "approved", "denied", "consumed"]
 APPROVED_PREFIX = "approved:"
@@ -134,14 +135,13 @@ class ApprovalQueue:
 
     def park(self, envelope: Envelope, decision: Decision, now: datetime) -> Approval:
         """Queue ``envelope`` for review after ``decision`` said so."""
-        expiry = timedelta(seconds=decision.approval_expiry or 1800)
         approval = Approval(
             approval_id=envelope.envelope_id,
             envelope=envelope,
             action_digest=envelope.action_digest,
             policy_hash=decision.policy_hash,
             queued_at=now,
-            expires_at=now + expiry,
+            expires_at=expires_at(decision, now),
             approvers=decision.approvers,
         )
         self._by_id[approval.approval_id] = approval
@@ -264,6 +264,11 @@ class ApprovalQueue:
                     comment=body.get("comment"),
                     now=parse_time(str(body["decided_at"])),
                 )
+
+
+def expires_at(decision: Decision, queued: datetime) -> datetime:
+    """When an approval asked for at ``queued`` under ``decision`` stops being usable."""
+    return queued + timedelta(seconds=decision.approval_expiry or DEFAULT_APPROVAL_EXPIRY)
 
 
 def _may_approve(principal: Principal, approvers: tuple[str, ...]) -> bool:

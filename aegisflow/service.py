@@ -25,6 +25,7 @@ from aegisflow.approvals import (
     ApprovalForbidden,
     ApprovalQueue,
     Principal,
+    expires_at,
 )
 from aegisflow.credentials import Broker, Credential
 from aegisflow.envelope import Actor, Envelope, InvalidAction
@@ -368,9 +369,8 @@ class Governance:
         if grant is not None:
             body["credential"] = dict(grant)
         if decision.decision == "review":
-            expiry = decision.approval_expiry or 1800
             body["queued_at"] = format_time(now)
-            body["expires_at"] = format_time(now + timedelta(seconds=expiry))
+            body["expires_at"] = format_time(expires_at(decision, now))
             body["approvers"] = list(decision.approvers)
         receipt = await self._append(envelope.session, "decision", body)
         return receipt.entry_hash

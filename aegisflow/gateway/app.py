@@ -15,7 +15,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -164,9 +164,7 @@ async def hidden_tools(request: web.Request) -> web.Response:
     """Which of ``tools`` the policy blocks in every case (for an MCP ``tools/list``)."""
     _authorize(request, "agent", "admin")
     data = await _json(request)
-    unknown = set(data) - {"protocol", "tools"}
-    if unknown:
-        raise InputError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+    _known(data, {"protocol", "tools"}, "fields")
     protocol, tools = data.get("protocol", "mcp"), data.get("tools")
     if protocol not in PROTOCOLS:
         raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}")
@@ -279,9 +277,7 @@ async def verify_route(request: web.Request) -> web.Response:
     ``aegisctl evidence verify --bundle`` offline, with the key obtained out of band.
     """
     _authorize(request, "admin", "auditor")
-    unknown = set(request.query) - {"session"}
-    if unknown:
-        raise InputError(f"unknown query parameters: {', '.join(sorted(unknown))}")
+    _known(request.query, {"session"}, "query parameters")
     session = request.query.get("session")
     if session is not None:
         validate_session_id(session)
@@ -353,9 +349,7 @@ async def deny(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, *, approved: bool) -> web.Response:
     principal = _authorize(request, "reviewer", "admin")
     data = await _json(request, allow_empty=True)
-    unknown = set(data) - {"comment", "reviewer", "reason"}
-    if unknown:
-        raise InputError(f"unknown fields: {', '.join(sorted(unknown))}")
+    _known(data, {"comment", "reviewer", "reason"}, "fields")
     comment = data.get("comment", data.get("reason"))
     reviewer = data.get("reviewer")
     if reviewer is not None and not isinstance(reviewer, str):
@@ -466,6 +460,13 @@ def _authorize(request: web.Request, *roles: str) -> Principal:
     if not principal.has(*roles):
         raise Forbidden(f"{principal.name} lacks the role for this route ({', '.join(roles)})")
     return principal
+
+
+def _known(given: Iterable[object], allowed: set[str], what: str) -> None:
+    """Refuse names outside ``allowed`` (an unknown field is a mistake, not an extra)."""
+    unknown = {str(name) for name in given} - allowed
+    if unknown:
+        raise InputError(f"unknown {what}: {', '.join(sorted(unknown))}")
 
 
 async def _json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:

@@ -14,24 +14,21 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
 from aegisflow.errors import OperationalError
-
-UPSTREAM_CODE = -32004
+from aegisflow.mcp.proxy import UPSTREAM_CODE, Send
 
 log = logging.getLogger("aegisflow.mcp")
-
-Deliver = Callable[[bytes], Awaitable[None]]
 
 
 class HttpUpstream:
     """One MCP session with a Streamable HTTP server."""
 
     def __init__(
-        self, url: str, headers: Mapping[str, str], deliver: Deliver, *, max_message: int
+        self, url: str, headers: Mapping[str, str], deliver: Send, *, max_message: int
     ) -> None:
         self.url = url
         self._headers = dict(headers)
