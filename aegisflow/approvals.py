@@ -224,6 +224,26 @@ class ApprovalQueue:
             )
         return approval
 
+    def approved_for(
+        self, envelope: Envelope, now: datetime, *, policy_hash: str
+    ) -> Approval | None:
+        """An approval a retry of ``envelope`` that names none may use, if there is one.
+
+        The same checks as :meth:`check_retry`: approved, unexpired, for this action in
+        this session under this policy version, and not yet used.
+        """
+        digest = envelope.action_digest
+        for approval in self._by_id.values():
+            if (
+                approval.status == "approved"
+                and approval.action_digest == digest
+                and approval.envelope.session == envelope.session
+                and approval.policy_hash == policy_hash
+                and not approval.expired(now)
+            ):
+                return approval
+        return None
+
     def consume(self, approval_ref: str) -> None:
         self._by_id[approval_ref] = replace(self.get(approval_ref), status="consumed")
 

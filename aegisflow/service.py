@@ -13,7 +13,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -36,13 +36,14 @@ from aegisflow.ledger.ledger import Ledger, utc_now
 from aegisflow.ledger.reading import entries_back_from, read_entry
 from aegisflow.ledger.sequencer import Receipt
 from aegisflow.ledger.storage import GENESIS_REF
-from aegisflow.policy.engine import Decision, Policy
+from aegisflow.policy.engine import Decision, Policy, Verdict
 from aegisflow.policy.normalize import action_envelopes
 from aegisflow.policy.record import decision_body
 
 Clock = Callable[[], datetime]
 MAX_COMMENT = 2000
 MAX_AWAITING = 10_000
+MAX_CALL_ID = 256
 """Forwarded calls whose result the bridge may still report (the oldest are forgotten)."""
 REFUSED_RULE = "approval-refused"
 
@@ -68,6 +69,8 @@ class ActionOutcome:
     """The credential used or delivered: type, scope, expiry, fingerprint."""
     token: str | None = field(default=None, repr=False)
     """The minted secret, only for a rule that delivers it to the caller."""
+    parked: tuple[str, ...] = ()
+    """The envelope ids queued for review by this call (every part that needs it)."""
 
 
 class Executor(Protocol):
@@ -104,6 +107,8 @@ class Governance:
         """When each open session last had an entry: what idle close looks at."""
         self._awaiting: OrderedDict[str, Envelope] = OrderedDict()
         """Allowed calls the caller runs itself, by envelope id, until it reports the result."""
+        self._calls: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        """The envelope id awaiting a result, by (principal, session, the caller's call id)."""
         self._lock = asyncio.Lock()
 
     def restore(self) -> int:
@@ -204,35 +209,115 @@ class Governance:
     ) -> ActionOutcome:
         """Decide and record one call.
 
+        Besides the action fields, the body may say ``"mode": "evaluate"`` (the caller
+        runs the tool itself, as an agent hook does: nothing is minted or executed here)
+        and name the call with ``call_id`` (the agent's own id for it), under which the
+        caller later reports the result.
+
         Raises:
             InvalidAction: On a malformed action (nothing is recorded).
         """
         if not isinstance(data, Mapping):
             raise InvalidAction("the action must be a JSON object")
         actor = _actor(data.get("actor"), principal, session)
-        body = {k: v for k, v in data.items() if k != "actor"}
+        mode = data.get("mode", "execute")
+        if mode not in ("execute", "evaluate"):
+            raise InvalidAction(
+                "mode must be 'execute' (the default) or 'evaluate' (the caller runs the tool)"
+            )
+        call_id = _call_id(data.get("call_id"))
+        body = {k: v for k, v in data.items() if k not in ("actor", "mode", "call_id")}
         envelopes = action_envelopes(body, actor=actor)
         now = self.clock()
+        run = mode == "execute"
         if len(envelopes) == 1 and envelopes[0].approval_ref is not None:
-            return await self._retry(envelopes[0], now)
-        verdict = self.policy.evaluate_all(envelopes)
+            outcome = await self._retry(envelopes[0], now, run=run)
+        else:
+            outcome = await self._decide(self.policy.evaluate_all(envelopes), now, run=run)
+        if call_id is not None and outcome.envelope.envelope_id in self._awaiting:
+            self._calls[(principal.name, outcome.envelope.session, call_id)] = (
+                outcome.envelope.envelope_id
+            )
+            while len(self._calls) > MAX_AWAITING:
+                self._calls.popitem(last=False)
+        return outcome
+
+    async def _decide(self, verdict: Verdict, now: datetime, *, run: bool) -> ActionOutcome:
+        """Record the decisions of one call; the strictest stands.
+
+        A call that asks for review again after a human approved each reviewed part (the
+        same call in the same session, under the same policy) is allowed once: the
+        approvals are consumed together, or none is.
+        """
+        items = list(verdict.items)
         deciding, decision = verdict.deciding
-        if len(envelopes) == 1 and decision.decision == "allow":
-            return await self._allow(deciding, decision, now)
-        receipts = await asyncio.gather(*(self._record(e, d, now) for e, d in verdict.items))
-        index = next(k for k, (e, _) in enumerate(verdict.items) if e is deciding)
-        queued_at = None
         if decision.decision == "review":
-            self.queue.park(deciding, decision, now)
+            async with self._lock:
+                resumed = self._resume(items, now)
+            if resumed is not None:
+                items = resumed
+                deciding, decision = next(item for item in items if item[0].approval_ref)
+        if len(items) == 1 and decision.decision == "allow":
+            return await self._allow(deciding, decision, now, run=run)
+        receipts = await asyncio.gather(*(self._record(e, d, now) for e, d in items))
+        index = next(k for k, (e, _) in enumerate(items) if e.envelope_id == deciding.envelope_id)
+        queued_at: datetime | None = None
+        parked: tuple[str, ...] = ()
+        if decision.decision == "review":
+            parked = tuple(e.envelope_id for e, d in items if d.decision == "review")
+            for envelope, reviewed in items:
+                if reviewed.decision == "review":
+                    self.queue.park(envelope, reviewed, now)
             queued_at = now
+        elif decision.decision == "allow":
+            self._await_result(deciding)
         return ActionOutcome(
             envelope=deciding,
             decision=decision,
             evidence_hash=receipts[index],
             queued_at=queued_at,
+            parked=parked,
         )
 
-    async def _retry(self, envelope: Envelope, now: datetime) -> ActionOutcome:
+    def _resume(
+        self, items: list[tuple[Envelope, Decision]], now: datetime
+    ) -> list[tuple[Envelope, Decision]] | None:
+        """``items`` with every review replaced by its human approval, consumed; or None.
+
+        The envelopes that were approved come back with ``approval_ref`` set (only to
+        mark them; the ref is not part of what is recorded as approved).
+        """
+        if any(d.decision == "block" for _, d in items):
+            return None
+        found: list[tuple[int, Approval]] = []
+        for k, (envelope, decision) in enumerate(items):
+            if decision.decision != "review":
+                continue
+            approval = self.queue.approved_for(envelope, now, policy_hash=self.policy.content_hash)
+            if approval is None:
+                return None
+            found.append((k, approval))
+        resumed = list(items)
+        for k, approval in found:
+            envelope, reviewed = items[k]
+            self.queue.consume(approval.approval_id)
+            resumed[k] = (
+                replace(envelope, approval_ref=approval.approval_id),
+                self._approved(approval, reviewed),
+            )
+        return resumed
+
+    def _approved(self, approval: Approval, reviewed: Decision) -> Decision:
+        return Decision(
+            decision="allow",
+            matched_rule=APPROVED_PREFIX + approval.approval_id,
+            reason=f"approved by {approval.reviewer}",
+            policy=self.policy.name,
+            policy_hash=self.policy.content_hash,
+            credential=reviewed.credential,
+        )
+
+    async def _retry(self, envelope: Envelope, now: datetime, *, run: bool) -> ActionOutcome:
         ref = envelope.approval_ref or ""
         async with self._lock:  # single use: check and consume without interleaving
             try:
@@ -251,30 +336,25 @@ class Governance:
                 return ActionOutcome(
                     envelope=envelope, decision=refused, evidence_hash=evidence, refusal=e.message
                 )
-            reviewed = self.policy.evaluate(envelope)
-            allowed = Decision(
-                decision="allow",
-                matched_rule=APPROVED_PREFIX + approval.approval_id,
-                reason=f"approved by {approval.reviewer}",
-                policy=self.policy.name,
-                policy_hash=self.policy.content_hash,
-                credential=reviewed.credential,
-            )
+            allowed = self._approved(approval, self.policy.evaluate(envelope))
             self.queue.consume(approval.approval_id)
-            return await self._allow(envelope, allowed, now)
+            return await self._allow(envelope, allowed, now, run=run)
 
-    async def _allow(self, envelope: Envelope, decision: Decision, now: datetime) -> ActionOutcome:
+    async def _allow(
+        self, envelope: Envelope, decision: Decision, now: datetime, *, run: bool
+    ) -> ActionOutcome:
         """Record an allow; mint what the rule names and run it when an executor can.
 
         The credential is minted first so the decision entry records its grant (type,
         scope, expiry, fingerprint); a failed mint or call is recorded as the result. A
         rule that delivers to the caller gets the token in the answer instead, and the
-        caller (the MCP bridge) runs the action.
+        caller (the MCP bridge) runs the action. Without ``run`` (evaluate-only: the
+        caller runs the tool with its own means) nothing is minted or executed.
         """
         spec, executor = decision.credential, self.executor
         delivered = spec is not None and spec.deliver == "caller"
         runnable = executor is not None and executor.can_run(envelope)
-        if spec is None or self.broker is None or not (delivered or runnable):
+        if not run or spec is None or self.broker is None or not (delivered or runnable):
             # Forwarded by the caller (the MCP bridge) without a credential of ours.
             evidence = await self._record(envelope, decision, now)
             self._await_result(envelope)
@@ -316,6 +396,19 @@ class Governance:
         self._awaiting[envelope.envelope_id] = envelope
         while len(self._awaiting) > MAX_AWAITING:
             self._awaiting.popitem(last=False)
+
+    def called(self, call_id: str, principal: Principal, session: str) -> str:
+        """The envelope id of the allowed call the caller named ``call_id`` in ``session``.
+
+        Raises:
+            ResultUnexpected: If no such call of this principal awaits a result.
+        """
+        envelope_id = self._calls.get((principal.name, session, call_id))
+        if envelope_id is None:
+            raise ResultUnexpected(
+                f"no allowed call {call_id!r} of yours in {session} awaits a result"
+            )
+        return envelope_id
 
     async def record_result(
         self, envelope_id: str, principal: Principal, data: Mapping[str, Any]
@@ -429,6 +522,19 @@ class Governance:
         return decided, receipt.entry_hash
 
 
+def _call_id(value: object) -> str | None:
+    """The caller's own id for a call (an agent's tool-use id): printable, bounded.
+
+    Raises:
+        InvalidAction: If it is not a short printable string.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_CALL_ID or not value.isprintable():
+        raise InvalidAction(f"call_id must be a printable string of 1-{MAX_CALL_ID} characters")
+    return value
+
+
 def _actor(given: object, principal: Principal, session: str | None) -> Actor:
     """The actor of a call: agent and session from the body or headers, principal from the key.
 
@@ -457,5 +563,10 @@ def _actor(given: object, principal: Principal, session: str | None) -> Actor:
     elif given is not None:
         raise InvalidAction("actor must be an object with agent and session")
     return Actor(
-        agent=agent, session=chosen or f"{principal.name}-default", principal=principal.name
+        agent=agent, session=chosen or default_session(principal), principal=principal.name
     )
+
+
+def default_session(principal: Principal) -> str:
+    """The session of a call that names none."""
+    return f"{principal.name}-default"

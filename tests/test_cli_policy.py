@@ -10,19 +10,20 @@ import pytest
 from policy_helpers import ACTOR, PACKS, action, counter_ids, pack
 
 from aegisflow.cli.app import run
-from aegisflow.cli.main import app
+from aegisflow.cli.main import build
 from aegisflow.cli.policy import SIMULATION_ACTOR
 from aegisflow.cli.status import Exit
 from aegisflow.ledger.ledger import Ledger
 from aegisflow.policy.normalize import action_envelopes, shell_envelopes
 from aegisflow.policy.record import decision_body
 
+APP = build()
 PR_WRITER = str(PACKS / "pr-writer.yaml")
 RM = {"protocol": "shell", "tool": "shell.rm", "target": "/workspace", "capability": "delete"}
 
 
 def aegisctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(app, list(args))
+    code = run(APP, list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

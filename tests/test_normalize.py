@@ -738,3 +738,63 @@ def test_shell_action_parameters_are_command_or_argv_only(parameters: dict[str, 
     data = {"protocol": "shell", "tool": "shell.ls", "target": "/workspace", "capability": "read"}
     with pytest.raises(InvalidAction):
         action_envelopes({**data, "parameters": parameters}, actor=ACTOR)
+
+
+# -- patches (Codex apply_patch) ------------------------------------------------------------
+
+
+def patch_action(patch: object, **extra: object) -> dict[str, Any]:
+    return {
+        "protocol": "file",
+        "tool": "file.patch",
+        "target": WORKSPACE,
+        "capability": "write",
+        "parameters": {"patch": patch},
+        **extra,
+    }
+
+
+def test_a_patch_is_one_envelope_per_file_and_a_move_is_a_delete_and_a_write() -> None:
+    patch = (
+        "*** Begin Patch\n*** Add File: new.py\n+x\n*** Update File: a/old.py\n"
+        "*** Move to: a/renamed.py\n@@\n-1\n+2\n*** End of File\n*** Update File: ../etc/hosts\n"
+        "@@\n+y\n*** Delete File: gone.txt\n*** End Patch\n"
+    )
+    envelopes = action_envelopes(
+        patch_action(patch, approval_ref="00000000-0000-4000-8000-000000000001"),
+        actor=ACTOR,
+        new_id=counter_ids(),
+    )
+    assert [(e.tool, e.target, e.capability) for e in envelopes] == [
+        ("file.write", "/workspace/new.py", "write"),
+        ("file.delete", "/workspace/a/old.py", "delete"),
+        ("file.write", "/workspace/a/renamed.py", "write"),
+        ("file.edit", "/etc/hosts", "write"),
+        ("file.delete", "/workspace/gone.txt", "delete"),
+    ]
+    digests = {e.parameters["patch_sha256"] for e in envelopes}
+    assert len(digests) == 1  # what was decided is tied to the exact patch, not copied
+    assert all(e.approval_ref == "00000000-0000-4000-8000-000000000001" for e in envelopes)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ("*** Add File: x\n+1\n", "starts with '\\*\\*\\* Begin Patch'"),
+        ("*** Begin Patch\n*** End Patch", "changes no file"),
+        ("*** Begin Patch\n*** Rename File: a\n*** End Patch", "line 2 is not a file header"),
+        ("*** Begin Patch\n*** Add File: \n*** End Patch", "line 2 is not a file header"),
+        ("*** Begin Patch\n*** Move to: b\n*** End Patch", "must follow"),
+        (7, "patch must be a string"),
+    ],
+)
+def test_malformed_patches_are_refused(patch: object, message: str) -> None:
+    with pytest.raises(InvalidAction, match=message):
+        action_envelopes(patch_action(patch), actor=ACTOR)
+
+
+def test_a_patch_action_takes_only_the_patch() -> None:
+    data = patch_action("*** Begin Patch\n*** Delete File: a\n*** End Patch")
+    data["parameters"]["extra"] = 1  # type: ignore[index]
+    with pytest.raises(InvalidAction, match="exactly one parameter"):
+        action_envelopes(data, actor=ACTOR)

@@ -45,7 +45,7 @@ from aegisflow.ledger.entry import validate_session_id
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.reading import list_sessions, session_entries
 from aegisflow.ledger.verify import verify_repository
-from aegisflow.service import ActionOutcome, Governance, ResultUnexpected
+from aegisflow.service import ActionOutcome, Governance, ResultUnexpected, default_session
 
 GOVERNANCE = web.AppKey("governance", Governance)
 METRICS = web.AppKey("metrics", Metrics)
@@ -99,6 +99,7 @@ def create_app(
     app.router.add_post("/admin/v1/test-action", action)
     app.router.add_post("/v1/actions", action)
     app.router.add_post("/v1/actions/{id}/result", action_result)
+    app.router.add_post("/v1/calls/{id}/result", call_result)
     app.router.add_post("/v1/tools/hidden", hidden_tools)
     app.router.add_get("/admin/v1/approvals", list_approvals)
     app.router.add_get("/admin/v1/approvals/{id}", show_approval)
@@ -158,6 +159,17 @@ async def action_result(request: web.Request) -> web.Response:
         request.match_info["id"], principal, data
     )
     return web.json_response({"envelope_id": request.match_info["id"], "evidence_hash": evidence})
+
+
+async def call_result(request: web.Request) -> web.Response:
+    """The same report, for the call the caller named with ``call_id`` in this session."""
+    principal = _authorize(request, "agent", "admin")
+    data = await _json(request)
+    session = request.headers.get(SESSION_HEADER) or default_session(principal)
+    governance = request.app[GOVERNANCE]
+    envelope_id = governance.called(request.match_info["id"], principal, session)
+    evidence = await governance.record_result(envelope_id, principal, data)
+    return web.json_response({"envelope_id": envelope_id, "evidence_hash": evidence})
 
 
 async def hidden_tools(request: web.Request) -> web.Response:
@@ -397,13 +409,16 @@ def _action_json(outcome: ActionOutcome, base_url: str) -> dict[str, Any]:
         out["error"] = {"code": BLOCK_CODE, "message": message, "data": data}
     elif decision.decision == "review":
         queued = outcome.queued_at
+        review: dict[str, Any] = {
+            "approval_url": f"{base_url}/admin/v1/approvals/{envelope.envelope_id}",
+            "queued_at": queued.strftime("%Y-%m-%dT%H:%M:%SZ") if queued else None,
+        }
+        if len(outcome.parked) > 1:
+            review["approval_ids"] = list(outcome.parked)
         out["error"] = {
             "code": REVIEW_CODE,
             "message": "approval required: action queued for human review",
-            "data": {
-                "approval_url": f"{base_url}/admin/v1/approvals/{envelope.envelope_id}",
-                "queued_at": queued.strftime("%Y-%m-%dT%H:%M:%SZ") if queued else None,
-            },
+            "data": review,
         }
     if outcome.grant is not None:
         out["credential"] = {k: outcome.grant[k] for k in ("type", "scope", "expires_in")}

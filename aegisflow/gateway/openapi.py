@@ -164,6 +164,16 @@ def _schemas() -> dict[str, Schema]:
                     **envelope_id,
                     "description": "Retry of a reviewed action: the approved envelope id",
                 },
+                "mode": {
+                    "enum": ["execute", "evaluate"],
+                    "description": "evaluate: decide and record only; the caller runs the tool",
+                },
+                "call_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 256,
+                    "description": "The caller's id for the call (an agent's tool-use id)",
+                },
                 "actor": _object(
                     [],
                     {
@@ -196,6 +206,10 @@ def _schemas() -> dict[str, Schema]:
                                 "suggested_alternative": {"type": "string"},
                                 "approval_url": {"type": "string"},
                                 "queued_at": {"type": ["string", "null"]},
+                                "approval_ids": {
+                                    **_array(envelope_id),
+                                    "description": "Every part of the call queued for review",
+                                },
                             },
                         },
                     },
@@ -399,6 +413,29 @@ def document() -> dict[str, Any]:
                 },
                 body=_ref("Result"),
                 parameters=[_path_id("The envelope id of the allowed call", _UUID)],
+                errors=(400, 401, 403, 404, 413, 503),
+            )
+        },
+        "/v1/calls/{id}/result": {
+            "post": _op(
+                "Report the result of the call named by call_id in this session (agent hooks)",
+                ("agent", "admin"),
+                {
+                    "200": _json(
+                        _object(
+                            ["envelope_id", "evidence_hash"],
+                            {"envelope_id": {"type": "string"}, "evidence_hash": _HASH},
+                        ),
+                        "Recorded as a result entry",
+                    )
+                },
+                body=_ref("Result"),
+                parameters=[
+                    _path_id(
+                        "The call_id the action named",
+                        {"type": "string", "minLength": 1, "maxLength": 256},
+                    )
+                ],
                 errors=(400, 401, 403, 404, 413, 503),
             )
         },

@@ -7,6 +7,7 @@ actor, and returns envelopes. Envelope ids come from ``new_id``.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import shlex
@@ -24,6 +25,7 @@ from aegisflow.envelope import (
     envelope_from_action,
     new_envelope_id,
 )
+from aegisflow.inference import TARGET_ARGS, infer_capability, infer_target
 from aegisflow.policy.facts import HOME, canonical_path
 from aegisflow.policy.shell import (
     ParsedLine,
@@ -60,12 +62,16 @@ def action_envelopes(
     then ``shell`` or ``shell.exec``), exec-style ``parameters.argv`` (``tool`` names its
     program), or nothing (a pre-normalized action such as the walkthrough's); each
     command that would run becomes its own envelope, wrappers looked through. Other
-    shell parameters are refused: what is decided must be exactly what can run.
+    shell parameters are refused: what is decided must be exactly what can run. A
+    ``file.patch`` action carries a multi-file patch (Codex's ``apply_patch``) as
+    ``parameters.patch``; each file it touches becomes its own envelope.
 
     Raises:
         InvalidAction: On a malformed action.
     """
     if isinstance(data, Mapping) and data.get("protocol") == "file":
+        if data.get("tool") == PATCH_TOOL:
+            return _patch_action(data, actor=actor, new_id=new_id)
         envelope = envelope_from_action(data, actor=actor, new_id=new_id)
         return (replace(envelope, target=canonical_path(envelope.target, cwd or None)),)
     if isinstance(data, Mapping) and data.get("protocol") == "shell":
@@ -328,31 +334,6 @@ def _cd(where: Word, command: SimpleCommand, *, cdpath: bool = False) -> Word:
 
 # -- MCP ----------------------------------------------------------------------------------
 
-_CAPABILITY_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("delete", "delete"),
-    ("remove", "delete"),
-    ("drop", "delete"),
-    ("destroy", "delete"),
-    ("purge", "delete"),
-    ("deploy", "deploy"),
-    ("release", "deploy"),
-    ("publish", "deploy"),
-    ("approve", "approve"),
-    ("run", "execute"),
-    ("exec", "execute"),
-    ("execute", "execute"),
-    ("get", "read"),
-    ("list", "read"),
-    ("search", "read"),
-    ("read", "read"),
-    ("fetch", "read"),
-    ("query", "read"),
-    ("describe", "read"),
-    ("show", "read"),
-    ("view", "read"),
-    ("find", "read"),
-)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class McpServer:
@@ -368,15 +349,7 @@ class McpServer:
 
     name: str
     protocol: str = "mcp"
-    target_args: tuple[tuple[str, ...], ...] = (
-        ("owner", "repo"),
-        ("repository",),
-        ("repo",),
-        ("path",),
-        ("file_path",),
-        ("url",),
-        ("uri",),
-    )
+    target_args: tuple[tuple[str, ...], ...] = TARGET_ARGS
     capabilities: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -391,21 +364,11 @@ class McpServer:
     def capability_for(self, tool: str) -> str:
         if tool in self.capabilities:
             return self.capabilities[tool]
-        verb = re.split(r"[_.\-]", tool.lower(), maxsplit=1)[0]
-        for prefix, capability in _CAPABILITY_PREFIXES:
-            if verb == prefix:
-                return capability
-        return "write"  # a tool we cannot classify may change things
+        return infer_capability(tool)
 
     def target_for(self, arguments: Mapping[str, Any]) -> str:
-        for group in self.target_args:
-            values = [arguments.get(name) for name in group]
-            if all(isinstance(v, str) and v for v in values):
-                joined = "/".join(str(v) for v in values)
-                if group in (("path",), ("file_path",)):
-                    return canonical_path(joined)
-                return joined
-        return ""
+        target, is_path = infer_target(arguments, self.target_args)
+        return canonical_path(target) if is_path else target
 
 
 def mcp_envelope(
@@ -473,3 +436,94 @@ def file_envelope(
         capability=FILE_OPERATIONS[operation],
         parameters=dict(parameters or {}),
     )
+
+
+# -- patches (Codex apply_patch) ------------------------------------------------------------
+
+PATCH_TOOL = "file.patch"
+_PATCH_HEADERS = {
+    "*** Add File: ": "add",
+    "*** Update File: ": "update",
+    "*** Delete File: ": "delete",
+    "*** Move to: ": "move",
+}
+
+
+def patch_operations(patch: str) -> list[tuple[str, str]]:
+    """The ``(operation, path)`` pairs of an ``apply_patch`` patch, in order.
+
+    ``*** Begin Patch`` ... ``*** End Patch`` with ``*** Add File:``, ``*** Update
+    File:`` (optionally followed by ``*** Move to:``) and ``*** Delete File:`` sections.
+
+    Raises:
+        InvalidAction: If the text is not such a patch: what is decided must be exactly
+            what would be applied.
+    """
+    lines = [line.rstrip("\r") for line in patch.strip().split("\n")]
+    if len(lines) < 2 or lines[0] != "*** Begin Patch" or lines[-1] != "*** End Patch":
+        raise InvalidAction("a patch starts with '*** Begin Patch' and ends with '*** End Patch'")
+    operations: list[tuple[str, str]] = []
+    for number, line in enumerate(lines[1:-1], start=2):
+        if not line.startswith("*** ") or line == "*** End of File":
+            continue
+        kind = next((op for head, op in _PATCH_HEADERS.items() if line.startswith(head)), None)
+        path = line.split(": ", 1)[1].strip() if kind else ""
+        if kind is None or not path:
+            raise InvalidAction(f"patch line {number} is not a file header: {line[:80]!r}")
+        if kind == "move" and (not operations or operations[-1][0] != "update"):
+            raise InvalidAction(
+                f"patch line {number}: '*** Move to:' must follow '*** Update File:'"
+            )
+        operations.append((kind, path))
+    if not operations:
+        raise InvalidAction("the patch changes no file")
+    return operations
+
+
+def _patch_action(
+    data: Mapping[str, Any], *, actor: Actor, new_id: IdFactory
+) -> tuple[Envelope, ...]:
+    """One file envelope per file a patch adds, edits, deletes or moves.
+
+    A move is a delete of the old path and a write of the new one. Each envelope carries
+    the patch's SHA-256, not its text: file contents can hold secrets, and the ledger
+    keeps what it is given forever.
+    """
+    params = data.get("parameters") or {}
+    if not isinstance(params, Mapping) or set(params) != {"patch"}:
+        raise InvalidAction("a file.patch action has exactly one parameter: patch")
+    patch = params["patch"]
+    if not isinstance(patch, str):
+        raise InvalidAction("parameters.patch must be a string")
+    checked = envelope_from_action(
+        {**data, "capability": "write", "parameters": {}}, actor=actor, new_id=new_id
+    )
+    cwd = checked.target or None
+    digest = hashlib.sha256(patch.encode()).hexdigest()
+    out: list[Envelope] = []
+    operations = patch_operations(patch)
+    for k, (kind, path) in enumerate(operations):
+        if kind == "move":
+            moves = [("delete", operations[k - 1][1]), ("write", path)]
+        else:
+            moves = [({"add": "write", "update": "edit", "delete": "delete"}[kind], path)]
+            if k + 1 < len(operations) and operations[k + 1][0] == "move":
+                continue  # the move that follows says what happens to this file
+        for operation, where in moves:
+            envelope = file_envelope(
+                operation,
+                where,
+                actor=actor,
+                cwd=cwd,
+                parameters={"patch_sha256": digest, "change": kind},
+                new_id=new_id,
+            )
+            out.append(
+                replace(
+                    envelope,
+                    justification=checked.justification,
+                    task=checked.task,
+                    approval_ref=checked.approval_ref,
+                )
+            )
+    return tuple(out)

@@ -1,0 +1,140 @@
+"""One JSON request to the service over HTTP/1.1, on a plain socket.
+
+``http.client`` and ``urllib`` import the email package and cost the hook about 20 ms of
+start-up on every tool call; a hook sends one small request and reads one bounded
+answer, which needs neither. TLS is imported only for an ``https`` URL.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_ANSWER = 1 << 20
+
+
+class WireError(Exception):
+    """The service could not be reached, did not answer in time, or answered nonsense."""
+
+
+def post_json(
+    url: str, path: str, body: Any, *, headers: dict[str, str], timeout: float
+) -> tuple[int, Any]:
+    """POST ``body`` as JSON to ``url`` + ``path``; return the status and the parsed answer.
+
+    Raises:
+        WireError: On a bad URL, a connection failure, the deadline passing, an answer
+            over :data:`MAX_ANSWER` bytes, or an answer that is not HTTP with a JSON body.
+    """
+    scheme, host, port, prefix = _split(url)
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    head = [
+        f"POST {prefix}{path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(payload)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            conn = _tls(raw, host) if scheme == "https" else raw
+            conn.sendall(request)
+            answer = _read_all(conn, deadline)
+    except TimeoutError:
+        raise WireError(
+            f"the governance service at {url} did not answer in {timeout:g} s"
+        ) from None
+    except OSError as e:
+        raise WireError(
+            f"the governance service at {url} is unreachable ({e.strerror or e})"
+        ) from None
+    return _parse(answer, url)
+
+
+def _split(url: str) -> tuple[str, str, int, str]:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise WireError(f"the service URL must start with http:// or https://, not {url!r}")
+    authority, slash, prefix = rest.partition("/")
+    if authority.startswith("["):  # [::1]:8081
+        host, _, tail = authority[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else tail
+    else:
+        host, _, port_text = authority.partition(":")
+    try:
+        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+    except ValueError:
+        raise WireError(f"the service URL has a bad port: {url!r}") from None
+    if not host or not host.isprintable() or " " in host or not 0 < port < 65536:
+        raise WireError(f"the service URL names no host: {url!r}")
+    return scheme, host, port, ("/" + prefix.rstrip("/")) if slash and prefix.strip("/") else ""
+
+
+def _tls(raw: socket.socket, host: str) -> socket.socket:
+    import ssl  # noqa: PLC0415 - only for https services
+
+    return ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+
+
+def _read_all(conn: socket.socket, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        conn.settimeout(remaining)
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            raise WireError(f"the governance service answered more than {MAX_ANSWER} bytes")
+        chunks.append(chunk)
+
+
+def _parse(answer: bytes, url: str) -> tuple[int, Any]:
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = lines[0].split(" ", 2)
+    if not sep or len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
+        raise WireError(f"the governance service at {url} did not answer HTTP")
+    try:
+        status = int(status_line[1])
+    except ValueError:
+        raise WireError(f"the governance service at {url} answered a bad status line") from None
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    if fields.get("transfer-encoding", "").lower() == "chunked":
+        body = _unchunk(body, url)
+    elif "content-length" in fields:
+        body = body[: int(fields["content-length"])] if fields["content-length"].isdigit() else b""
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        raise WireError(f"the governance service answered {status} without JSON") from None
+
+
+def _unchunk(body: bytes, url: str) -> bytes:
+    out: list[bytes] = []
+    rest = body
+    while True:
+        size_line, sep, rest = rest.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            raise WireError(f"the governance service at {url} sent a bad chunk") from None
+        if not sep or size == 0:
+            return b"".join(out)
+        out.append(rest[:size])
+        rest = rest[size + 2 :]
