@@ -15,13 +15,13 @@ Copilot sends ``toolName`` and ``toolArgs``. All of them become the same actions
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from typing import TYPE_CHECKING
 
 from aegisflow.inference import infer_capability, infer_target
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hook 3 ms
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -91,7 +91,7 @@ def file_action(operation: str, path: object, cwd: str, written: object = None) 
     parameters: dict[str, Any] = {}
     if written is not None:
         data = written.encode() if isinstance(written, str) else _canonical(written)
-        parameters = {"content_sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        parameters = {"content_sha256": _sha256(data), "size": len(data)}
     return {
         "protocol": "file",
         "tool": f"file.{operation}",
@@ -156,6 +156,12 @@ def real_path(path: str, cwd: str) -> str:
     if path.startswith("~"):
         path = os.path.expanduser(path)
     return os.path.realpath(os.path.join(cwd or "/", path))
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # noqa: PLC0415 - loads OpenSSL (3 ms); most calls never need it
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _canonical(value: object) -> bytes:
@@ -248,7 +254,7 @@ def claude_post(payload: Mapping[str, Any], agent: str) -> Outcome | None:
     )
     report = {
         "summary": f"{tool[:80]} {'failed' if failed else 'ran'}: {len(data)} bytes of output",
-        "result_sha256": hashlib.sha256(data).hexdigest(),
+        "result_sha256": _sha256(data),
         "size": len(data),
         "is_error": failed,
     }
@@ -451,7 +457,7 @@ def _session(given: object, agent: str, cwd: str) -> str:
     """
     chosen = os.environ.get("AEGISFLOW_SESSION") or _text(given)
     if chosen is None:
-        return f"{agent}-{hashlib.sha256(cwd.encode()).hexdigest()[:16]}"
+        return f"{agent}-{_sha256(cwd.encode())[:16]}"
     if _SESSION.fullmatch(chosen) and ".." not in chosen and not chosen.endswith((".", ".lock")):
         return chosen
-    return f"{agent}-{hashlib.sha256(chosen.encode()).hexdigest()[:16]}"
+    return f"{agent}-{_sha256(chosen.encode())[:16]}"
