@@ -8,9 +8,10 @@ policy), a Claude Code Bash PreToolUse payload (``pytest -q``, allowed) is piped
 times in a row:
 
 * hook round trip including process start: spawn to exit, p50 and p99;
-* where it goes: the interpreter's own start (``python -c pass``), start plus the hook's
-  imports, the service's decision over a kept-alive connection, and the same hook run
-  through the full typer command line (what the fast path avoids);
+* where it goes: the interpreter's own start (``python -c pass``), the hook's imports
+  (``-X importtime`` in the hook process, top-level imports after start-up), the
+  service's decision over a kept-alive connection, and the same hook run through the
+  full typer command line (what the fast path avoids);
 * load on the service: its CPU time per call and the decisions it counted, for the hook
   calls and for the same number of direct ``POST /v1/actions`` with the same body, on one
   kept-alive connection, on a new connection each (as each hook process needs), and on
@@ -82,6 +83,28 @@ def timed(
         out.append(time.perf_counter() - started)
         if done.returncode != 0 or (argv[-1] == "claude-code" and b'"allow"' not in done.stdout):
             raise SystemExit(f"{argv} failed: {done.stdout!r} {done.stderr!r}")
+    return out
+
+
+def import_times(argv: list[str], calls: int, stdin: bytes, env: dict[str, str]) -> list[float]:
+    """What the hook's own imports took in each run (``-X importtime``), site excluded."""
+    out = []
+    for _ in range(calls):
+        done = subprocess.run(
+            [str(BIN / "python"), "-X", "importtime", *argv],
+            input=stdin, capture_output=True, env=env, check=True,
+        )  # fmt: skip
+        total, started = 0, False
+        for line in done.stderr.decode().splitlines():
+            if not line.startswith("import time:") or "|" not in line:
+                continue
+            _, cumulative, name = line.split("|")
+            if not name.startswith(" ") or name.startswith("  "):
+                continue  # only top-level imports: their time includes what they import
+            if started and cumulative.strip().isdigit():
+                total += int(cumulative.strip())
+            started = started or name.strip() == "site"  # what came before is start-up
+        out.append(total / 1e6)
     return out
 
 

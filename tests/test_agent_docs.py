@@ -1,4 +1,5 @@
-"""The copy-paste configurations in docs/agents/ parse, and launch the proxy correctly."""
+"""The copy-paste configurations in docs/agents/ parse, launch the proxy correctly, and
+the hook configurations are exactly what ``aegisctl hook install`` writes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from aegisflow.hooks.install import install
 
 AGENTS = Path(__file__).resolve().parent.parent / "docs" / "agents"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -35,7 +38,7 @@ def check_server(server: dict[str, Any]) -> None:
     ("doc", "path"), [("claude-code.md", "mcpServers"), ("cursor.md", "mcpServers")]
 )
 def test_json_configurations(doc: str, path: str) -> None:
-    (config,) = blocks(doc, "json")
+    (config,) = [b for b in blocks(doc, "json") if path in b]
     servers = json.loads(config)[path]
     assert servers
     for server in servers.values():
@@ -58,3 +61,19 @@ def test_claude_mcp_add_command() -> None:
     check_server(
         {"command": words[first + 1], "args": words[first + 2 :], "env": dict.fromkeys(env, "")}
     )
+
+
+@pytest.mark.parametrize(
+    ("doc", "agent"),
+    [
+        ("claude-code.md", "claude-code"),
+        ("codex.md", "codex"),
+        ("cursor.md", "cursor"),
+        ("copilot.md", "copilot"),
+    ],
+)
+def test_hook_configurations_are_what_install_writes(doc: str, agent: str, tmp_path: Path) -> None:
+    (config,) = [b for b in blocks(doc, "json") if '"hooks"' in b]
+    written = tmp_path / "settings.json"
+    install(agent, written, "/opt/aegisflow/bin/aegisctl", [])
+    assert json.loads(config) == json.loads(written.read_text())

@@ -74,6 +74,8 @@ def install(
     settings = _without_ours(before, agent)
     had_ours = settings != before
     command = hook_command(executable, agent, options)
+    if agent in ("cursor", "copilot") and "version" not in settings:
+        settings = {"version": 1, **settings}
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise InputError(f"{path}: 'hooks' is not an object; nothing was changed")
@@ -82,8 +84,6 @@ def install(
         if not isinstance(hooks[event], list):
             raise InputError(f"{path}: hooks.{event} is not a list; nothing was changed")
         hooks[event].append(entry)
-    if agent in ("cursor", "copilot"):
-        settings.setdefault("version", 1)
     if settings == before:
         return Change(path, "unchanged")
     backup = _write(path, settings, existed=bool(before))

@@ -44,7 +44,9 @@ def post_json(
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
     deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw:
+        # An ASCII host as bytes: a str would load the IDNA codec (1 ms) to encode it.
+        address = host.encode() if host.isascii() else host
+        with socket.create_connection((address, port), timeout=timeout) as raw:  # type: ignore[arg-type]
             conn = _tls(raw, host) if scheme == "https" else raw
             conn.sendall(request)
             answer = _read_all(conn, deadline)
