@@ -190,10 +190,8 @@ def run(served: Server, calls: int) -> dict[str, Any]:
     return {
         "calls": calls,
         "hook_round_trip_ms": ms(hook_s),
-        "python_start_ms": ms(timed([python, "-c", "pass"], few)),
-        "python_start_and_hook_imports_ms": ms(
-            timed([python, "-c", "import aegisflow.hooks.run"], few)
-        ),
+        "python_start_ms": ms(timed([python, "-c", "pass"], few, env=env)),
+        "hook_imports_ms": ms(import_times(hook, few, payload, env)),
         "service_decision_ms": ms(direct_s),
         "hook_through_full_cli_ms": ms(
             timed([python, "-c", VIA_TYPER, "hook", "claude-code"], few, payload, env)

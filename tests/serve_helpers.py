@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from test_cli import AEGISCTL, AEGISFLOW, BIN, _env, run
 
@@ -105,3 +107,15 @@ def serving(home: Path, *extra: str) -> Iterator[Served]:
         yield served
     finally:
         served.stop()
+
+
+def http(served: Served, method: str, path: str, key: str, body: Any = None) -> Any:
+    """One JSON request to the service; the parsed answer (HTTP errors raise)."""
+    request = urllib.request.Request(  # noqa: S310 - loopback test server
+        served.url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.load(response)

@@ -178,6 +178,19 @@ def installed_command(project: Path) -> str:
     return str(settings["hooks"]["PreToolUse"][-1]["hooks"][0]["command"])
 
 
+def as_the_agent_runs(command: str, payload: object) -> subprocess.CompletedProcess[str]:
+    """``command`` through bash, as Claude Code runs a hook, with a bare PATH."""
+    env = {"PATH": "/usr/bin:/bin", "AEGISFLOW_API_KEY": AGENT_KEY}
+    return subprocess.run(
+        ["bash", "-c", command],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
 def test_the_installed_command_runs_the_hook_and_fails_closed(
     service: Served, tmp_path: Path
 ) -> None:
@@ -196,26 +209,11 @@ def test_the_installed_command_runs_the_hook_and_fails_closed(
         "tool_name": "Bash",
         "tool_input": {"command": "git status"},
     }
-    env = {"PATH": "/usr/bin:/bin", "AEGISFLOW_API_KEY": AGENT_KEY}
-    ran = subprocess.run(
-        ["bash", "-c", command],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    ran = as_the_agent_runs(command, payload)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["hookSpecificOutput"]["permissionDecision"] == "allow"
     broken = command.replace(str(AEGISCTL.absolute()), str(tmp_path / "gone" / "aegisctl"))
-    ran = subprocess.run(
-        ["bash", "-c", broken],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    ran = as_the_agent_runs(broken, payload)
     assert ran.returncode == 2  # a missing executable blocks; it does not let the tool run
     assert ran.stderr
     again = aegisctl("install", "claude-code", "--server", service.url, cwd=project, home=home)
@@ -231,5 +229,5 @@ def test_the_installed_command_runs_the_hook_and_fails_closed(
 def test_codex_cannot_be_installed_to_ask(tmp_path: Path) -> None:
     done = aegisctl("install", "codex", "--on-review", "ask", cwd=tmp_path, home=tmp_path)
     assert done.returncode != 0
-    assert "cannot ask" in done.stderr
+    assert "is one of deny" in done.stderr
     assert not (tmp_path / ".codex").exists()

@@ -74,6 +74,11 @@ def test_written_content_is_digested_not_recorded(tmp_path: Path) -> None:
             {"tool_name": "WebFetch", "tool_input": {"url": "file:///etc/passwd"}},
             "not an http",
         ),
+        (
+            "claude-code",
+            {"tool_name": "WebFetch", "tool_input": {"url": "http://[::1"}},
+            "not an http",
+        ),
         ("claude-code", {"tool_name": "Write", "tool_input": {"content": "x"}}, "names no path"),
         ("codex", {"tool_name": "apply_patch", "tool_input": {"command": ""}}, "patch is empty"),
         ("cursor", {"hook_event_name": "beforeSubmitPrompt"}, "does not handle"),

@@ -8,9 +8,7 @@ client launches ``aegisflow mcp-proxy`` the way Claude Code would, and the proxy
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +26,7 @@ from mcp.types import (
     Implementation,
     TextContent,
 )
-from serve_helpers import ADMIN_KEY, AGENT_KEY, ALICE_KEY, ROOT, Served, make_home, serving
+from serve_helpers import ADMIN_KEY, AGENT_KEY, ALICE_KEY, ROOT, Served, http, make_home, serving
 from test_cli import AEGISCTL, BIN, _env, run
 
 SERVERS = ROOT / "tests" / "mcp" / "node_modules" / "@modelcontextprotocol"
@@ -66,17 +64,6 @@ async def proxied(
         async with client:
             await client.initialize()
             yield client
-
-
-def http(served: Served, method: str, path: str, key: str, body: Any = None) -> Any:
-    request = urllib.request.Request(  # noqa: S310 - loopback test server
-        served.url + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"X-API-Key": key, "Content-Type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.load(response)
 
 
 def entries(served: Served, session: str) -> list[dict[str, Any]]:

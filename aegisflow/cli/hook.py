@@ -19,6 +19,7 @@ from rich.console import Console
 from aegisflow.errors import InputError
 from aegisflow.hooks import AGENT_NAMES
 from aegisflow.hooks import install as setup
+from aegisflow.hooks.agents import AGENTS
 from aegisflow.hooks.run import main as run_hook
 
 out = Console(highlight=False, soft_wrap=True)
@@ -49,7 +50,7 @@ OnReviewOption = Annotated[
     typer.Option(
         "--on-review",
         help="deny (default): the agent retries after a reviewer approves; ask: the agent's"
-        " user decides instead",
+        " user decides instead; defer (Claude Code -p runs): pause, resume after approval",
     ),
 ]
 
@@ -118,10 +119,11 @@ def install(
 ) -> None:
     """Add the AegisFlow hook to the agent's settings, keeping everything else."""
     name = agent.value
-    if on_review == "ask" and name == "codex":
-        raise InputError("Codex cannot ask its user from a hook; use --on-review deny")
-    if on_review not in (None, "deny", "ask"):
-        raise InputError(f"--on-review must be deny or ask, not {on_review!r}")
+    reviews = AGENTS[name].reviews
+    if on_review is not None and on_review not in reviews:
+        raise InputError(
+            f"--on-review for {name} is one of {', '.join(reviews)}, not {on_review!r}"
+        )
     path = setup.settings_path(name, "project" if project else "user", directory.resolve())
     command = executable or _this_aegisctl()
     change = setup.install(

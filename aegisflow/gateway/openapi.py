@@ -83,6 +83,25 @@ def _op(
     return out
 
 
+def _result_op(summary: str, path_id: Schema) -> Schema:
+    return _op(
+        summary,
+        ("agent", "admin"),
+        {
+            "200": _json(
+                _object(
+                    ["envelope_id", "evidence_hash"],
+                    {"envelope_id": {"type": "string"}, "evidence_hash": _HASH},
+                ),
+                "Recorded as a result entry",
+            )
+        },
+        body=_ref("Result"),
+        parameters=[path_id],
+        errors=(400, 401, 403, 404, 413, 503),
+    )
+
+
 def _path_id(description: str, schema: Schema = _SESSION) -> Schema:
     return {
         "name": "id",
@@ -399,44 +418,15 @@ def document() -> dict[str, Any]:
         "/admin/v1/test-action": {"post": act},
         "/v1/actions": {"post": act},
         "/v1/actions/{id}/result": {
-            "post": _op(
+            "post": _result_op(
                 "Report the result of an allowed call the caller ran itself (the MCP bridge)",
-                ("agent", "admin"),
-                {
-                    "200": _json(
-                        _object(
-                            ["envelope_id", "evidence_hash"],
-                            {"envelope_id": {"type": "string"}, "evidence_hash": _HASH},
-                        ),
-                        "Recorded as a result entry",
-                    )
-                },
-                body=_ref("Result"),
-                parameters=[_path_id("The envelope id of the allowed call", _UUID)],
-                errors=(400, 401, 403, 404, 413, 503),
+                _path_id("The envelope id of the allowed call", _UUID),
             )
         },
         "/v1/calls/{id}/result": {
-            "post": _op(
+            "post": _result_op(
                 "Report the result of the call named by call_id in this session (agent hooks)",
-                ("agent", "admin"),
-                {
-                    "200": _json(
-                        _object(
-                            ["envelope_id", "evidence_hash"],
-                            {"envelope_id": {"type": "string"}, "evidence_hash": _HASH},
-                        ),
-                        "Recorded as a result entry",
-                    )
-                },
-                body=_ref("Result"),
-                parameters=[
-                    _path_id(
-                        "The call_id the action named",
-                        {"type": "string", "minLength": 1, "maxLength": 256},
-                    )
-                ],
-                errors=(400, 401, 403, 404, 413, 503),
+                _path_id("The call_id the action named", {"type": "string", "maxLength": 256}),
             )
         },
         "/v1/tools/hidden": {

@@ -120,10 +120,10 @@ def http_action(url: object) -> Action:
         raise HookError("the web fetch names no URL")
     try:
         parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        host = ""
-    if parts.scheme not in ("http", "https") or not host:
+        scheme, host = parts.scheme, (parts.hostname or "").lower()
+    except ValueError:  # a malformed address, e.g. "http://[::1"
+        scheme, host = "", ""
+    if scheme not in ("http", "https") or not host:
         raise HookError(f"the web fetch URL is not an http(s) URL with a host: {url[:200]!r}")
     return {
         "protocol": "http",
@@ -400,7 +400,7 @@ def copilot_answer(answer: Answer) -> tuple[str, int]:
 class Agent:
     """One agent's hook dialect."""
 
-    __slots__ = ("answer", "asks", "name", "post", "pre")
+    __slots__ = ("answer", "name", "post", "pre", "reviews")
 
     def __init__(
         self,
@@ -409,24 +409,31 @@ class Agent:
         answer: Callable[[Answer], tuple[str, int]],
         *,
         post: Callable[[Mapping[str, Any], str], Outcome | None] | None = None,
-        asks: bool = True,
+        reviews: tuple[str, ...] = ("deny", "ask"),
     ) -> None:
         self.name = name
         self.pre = pre
         self.answer = answer
         self.post = post
-        self.asks = asks
-        """Whether the agent can ask its user (``--on-review ask``); Codex cannot."""
+        self.reviews = reviews
+        """What ``--on-review`` may say for this agent: ``deny`` always; ``ask`` where the
+        agent can ask its user; ``defer`` for Claude Code's non-interactive runs."""
 
 
 AGENTS: dict[str, Agent] = {
-    "claude-code": Agent("claude-code", claude_pre, claude_answer, post=claude_post),
+    "claude-code": Agent(
+        "claude-code",
+        claude_pre,
+        claude_answer,
+        post=claude_post,
+        reviews=("deny", "ask", "defer"),
+    ),
     "codex": Agent(
         "codex",
         claude_pre,
         lambda a: claude_answer(a, codex=True),
         post=claude_post,
-        asks=False,
+        reviews=("deny",),
     ),
     "cursor": Agent("cursor", cursor_pre, cursor_answer),
     "copilot": Agent("copilot", copilot_pre, copilot_answer),

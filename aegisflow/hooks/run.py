@@ -33,7 +33,7 @@ would otherwise let the tool run (agents fail open on a hook timeout)."""
 MAX_PAYLOAD = 32 << 20
 USAGE = (
     "usage: aegisctl hook AGENT [--server URL] [--key-file PATH] [--timeout SECONDS]"
-    " [--on-review deny|ask]"
+    " [--on-review deny|ask|defer]"
 )
 
 
@@ -80,8 +80,11 @@ def answer(agent_name: str, argv: list[str], stdin: BinaryIO) -> tuple[str, int]
     call = agent.pre(payload, agent.name)
     if call is None:  # a tool that acts only inside the agent: no opinion
         return "", 0
-    if options.on_review == "ask" and not agent.asks:
-        raise HookError(f"{agent.name} cannot ask its user; use --on-review deny")
+    if options.on_review not in agent.reviews:
+        raise HookError(
+            f"{agent.name} cannot {options.on_review} from a hook; --on-review is one of "
+            + ", ".join(agent.reviews)
+        )
     return agent.answer(decide(call, agent, options))
 
 
@@ -114,8 +117,8 @@ def parse_options(argv: list[str]) -> Options:
     if not 0 < timeout <= 60:
         raise HookError("--timeout must be more than 0 and at most 60 seconds")
     on_review = given.get("--on-review") or "deny"
-    if on_review not in ("deny", "ask"):
-        raise HookError(f"--on-review must be deny or ask, not {on_review!r}")
+    if on_review not in ("deny", "ask", "defer"):
+        raise HookError(f"--on-review must be deny, ask or defer, not {on_review!r}")
     return Options(server.rstrip("/"), _api_key(given.get("--key-file")), timeout, on_review)
 
 
@@ -203,6 +206,8 @@ def review_message(answer: Mapping[str, Any], data: Mapping[str, Any], options: 
     )
     if options.on_review == "ask":
         text += " Approving it here instead runs it without an AegisFlow approval."
+    elif options.on_review == "defer":
+        text += " The call is deferred: resume this run after the approval to retry it."
     return text
 
 
