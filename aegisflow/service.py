@@ -43,8 +43,8 @@ from aegisflow.policy.record import decision_body
 Clock = Callable[[], datetime]
 MAX_COMMENT = 2000
 MAX_AWAITING = 10_000
-MAX_CALL_ID = 256
 """Forwarded calls whose result the bridge may still report (the oldest are forgotten)."""
+MAX_CALL_ID = 256
 REFUSED_RULE = "approval-refused"
 
 log = logging.getLogger("aegisflow.service")
@@ -284,8 +284,9 @@ class Governance:
     ) -> list[tuple[Envelope, Decision]] | None:
         """``items`` with every review replaced by its human approval, consumed; or None.
 
-        The envelopes that were approved come back with ``approval_ref`` set (only to
-        mark them; the ref is not part of what is recorded as approved).
+        The envelopes that were approved come back with ``approval_ref`` naming the
+        approval they use, as a retry that named it would carry (it is recorded, and is
+        not part of the action digest).
         """
         if any(d.decision == "block" for _, d in items):
             return None

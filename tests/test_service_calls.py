@@ -143,6 +143,13 @@ async def test_a_call_id_is_only_for_its_own_principal_and_session(client: TestC
         headers={"X-API-Key": "starter-key-001", "X-AegisFlow-Session": "another-session"},
     )
     assert response.status == 404
+    response = await client.post(
+        "/v1/calls/toolu_2/result",
+        json=report,
+        headers={"X-API-Key": "starter-key-001", "X-AegisFlow-Session": "../../refs/heads/x"},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid-session-id"
 
 
 async def test_bad_modes_and_call_ids_are_refused_and_not_recorded(

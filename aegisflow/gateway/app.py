@@ -165,7 +165,8 @@ async def call_result(request: web.Request) -> web.Response:
     """The same report, for the call the caller named with ``call_id`` in this session."""
     principal = _authorize(request, "agent", "admin")
     data = await _json(request)
-    session = request.headers.get(SESSION_HEADER) or default_session(principal)
+    session = request.headers.get(SESSION_HEADER)
+    session = validate_session_id(session) if session is not None else default_session(principal)
     governance = request.app[GOVERNANCE]
     envelope_id = governance.called(request.match_info["id"], principal, session)
     evidence = await governance.record_result(envelope_id, principal, data)
