@@ -64,6 +64,9 @@ class Approval:
     queued_at: datetime
     expires_at: datetime
     approvers: tuple[str, ...]
+    rule: str = ""
+    """The rule that asked for review, and its reason (what a reviewer is shown)."""
+    reason: str = ""
     status: Status = "pending"
     reviewer: str | None = None
     comment: str | None = None
@@ -143,6 +146,8 @@ class ApprovalQueue:
             queued_at=now,
             expires_at=expires_at(decision, now),
             approvers=decision.approvers,
+            rule=decision.matched_rule,
+            reason=decision.reason,
         )
         self._by_id[approval.approval_id] = approval
         return approval
@@ -269,6 +274,8 @@ class ApprovalQueue:
                     queued_at=queued,
                     expires_at=parse_time(str(body["expires_at"])),
                     approvers=tuple(body.get("approvers", ())),
+                    rule=str(body.get("matched_rule", "")),
+                    reason=str(body.get("reason", "")),
                 )
             elif body.get("decision") == "allow" and rule.startswith(APPROVED_PREFIX):
                 approval_id = rule[len(APPROVED_PREFIX) :]

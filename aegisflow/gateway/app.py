@@ -105,6 +105,9 @@ def create_app(
     app.router.add_get("/admin/v1/approvals/{id}", show_approval)
     app.router.add_post("/admin/v1/approvals/{id}/approve", approve)
     app.router.add_post("/admin/v1/approvals/{id}/deny", deny)
+    from aegisflow.console.web import mount  # noqa: PLC0415 - it builds on this module
+
+    mount(app)
     return app
 
 
@@ -206,7 +209,7 @@ async def close_session(request: web.Request) -> web.Response:
     )
 
 
-def _ledger_path(request: web.Request) -> Path:
+def ledger_path(request: web.Request) -> Path:
     storage = request.app[GOVERNANCE].ledger.storage
     path = getattr(storage, "path", None)
     if not isinstance(path, Path):
@@ -214,7 +217,7 @@ def _ledger_path(request: web.Request) -> Path:
     return path
 
 
-def _read_only(path: Path, work: Callable[[GitStorage], Any]) -> Any:
+def read_only(path: Path, work: Callable[[GitStorage], Any]) -> Any:
     # A storage of its own per request: the writer's thread keeps the ledger's.
     storage = GitStorage(path)
     try:
@@ -225,8 +228,8 @@ def _read_only(path: Path, work: Callable[[GitStorage], Any]) -> Any:
 
 async def list_sessions_route(request: web.Request) -> web.Response:
     _authorize(request, "admin", "auditor")
-    path = _ledger_path(request)
-    infos = await asyncio.get_running_loop().run_in_executor(None, _read_only, path, list_sessions)
+    path = ledger_path(request)
+    infos = await asyncio.get_running_loop().run_in_executor(None, read_only, path, list_sessions)
     return web.json_response(
         {
             "sessions": [
@@ -246,9 +249,9 @@ async def list_sessions_route(request: web.Request) -> web.Response:
 async def show_session(request: web.Request) -> web.Response:
     _authorize(request, "admin", "auditor")
     session = validate_session_id(request.match_info["id"])
-    path = _ledger_path(request)
+    path = ledger_path(request)
     stored = await asyncio.get_running_loop().run_in_executor(
-        None, _read_only, path, lambda storage: session_entries(storage, session)
+        None, read_only, path, lambda storage: session_entries(storage, session)
     )
     return web.json_response(
         {
@@ -272,7 +275,7 @@ async def export_session_route(request: web.Request) -> web.StreamResponse:
     """The session as a git bundle (for ``aegisctl evidence verify --bundle``)."""
     _authorize(request, "admin", "auditor")
     session = validate_session_id(request.match_info["id"])
-    return await _stream_bundle(
+    return await stream_bundle(
         request, f"{session}.bundle", lambda path, out: export_session(path, session, out)
     )
 
@@ -280,7 +283,7 @@ async def export_session_route(request: web.Request) -> web.StreamResponse:
 async def export_ledger_route(request: web.Request) -> web.StreamResponse:
     """The whole ledger as a git bundle."""
     _authorize(request, "admin", "auditor")
-    return await _stream_bundle(request, "ledger.bundle", export_all)
+    return await stream_bundle(request, "ledger.bundle", export_all)
 
 
 async def verify_route(request: web.Request) -> web.Response:
@@ -294,10 +297,10 @@ async def verify_route(request: web.Request) -> web.Response:
     session = request.query.get("session")
     if session is not None:
         validate_session_id(session)
-    path = _ledger_path(request)
+    path = ledger_path(request)
     key = request.app[GOVERNANCE].ledger.public_key
     report = await asyncio.get_running_loop().run_in_executor(
-        None, _read_only, path, lambda storage: verify_repository(storage, [key], session=session)
+        None, read_only, path, lambda storage: verify_repository(storage, [key], session=session)
     )
     data: dict[str, Any] = report.to_dict()
     if session is not None:
@@ -308,11 +311,11 @@ async def verify_route(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
-async def _stream_bundle(
+async def stream_bundle(
     request: web.Request, filename: str, export: Callable[[Path, Path], ExportInfo]
 ) -> web.StreamResponse:
     """Export under a fresh signed checkpoint into a temporary file and stream it out."""
-    path = _ledger_path(request)
+    path = ledger_path(request)
     ledger = request.app[GOVERNANCE].ledger
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="aegisflow-export-") as tmp:

@@ -188,6 +188,11 @@ class Ledger:
         """Entries durably appended so far."""
         return self._state.size
 
+    @property
+    def uncovered(self) -> int:
+        """Entries not yet under a signed checkpoint."""
+        return self._state.uncovered
+
     def head(self, session: str) -> Head | None:
         return self._state.heads.get(session)
 
