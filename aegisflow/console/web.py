@@ -281,9 +281,16 @@ def _signed_in(request: web.Request) -> tuple[str, Login] | None:
 
 
 def _same_origin(request: web.Request) -> bool:
-    """No ``Origin``, or this service's own (a cross-site form post carries the other's)."""
+    """Whether a POST comes from the console's own pages.
+
+    A browser sends ``Origin`` (and ``Sec-Fetch-Site``) with every form post: another
+    site's origin, or ``null``, is refused. A client without them (no browser) is
+    judged by the CSRF token alone.
+    """
     origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return False
+    return request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
 
 
 def _render(
@@ -323,7 +330,9 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
     if request.path == "/console" or request.path.startswith("/console/"):
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: under no-referrer a browser's form posts carry
+        # "Origin: null", and the same-origin check below needs the real origin.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
         if not request.path.startswith("/console/static/"):
             response.headers["Cache-Control"] = "no-store"
