@@ -48,6 +48,17 @@ class ApiKeys:
     def __init__(self, records: Iterable[KeyRecord]) -> None:
         self._records = tuple(records)
 
+    def principal(self, name: str) -> Principal | None:
+        """The principal called ``name`` with the roles of all its keys (None if it has none).
+
+        For channels that authenticate people themselves (Slack) and map them to a
+        principal: the roles still come from the keys file.
+        """
+        roles = frozenset(
+            r for k in self._records if k.principal.name == name for r in k.principal.roles
+        )
+        return Principal(name=name, roles=roles) if roles else None
+
     def authenticate(self, key: str | None) -> Principal:
         """The principal of ``key``.
 

@@ -103,6 +103,8 @@ class Governance:
         self.queue = ApprovalQueue()
         self.on_append: Callable[[float], None] | None = None
         """Called with the seconds each ledger append took (the gateway's metric)."""
+        self.on_review: list[Callable[[Approval], None]] = []
+        """Called with each approval queued (the Slack channel posts it); must not block."""
         self._active: dict[str, datetime] = {}
         """When each open session last had an entry: what idle close looks at."""
         self._awaiting: OrderedDict[str, Envelope] = OrderedDict()
@@ -267,7 +269,9 @@ class Governance:
             parked = tuple(e.envelope_id for e, d in items if d.decision == "review")
             for envelope, reviewed in items:
                 if reviewed.decision == "review":
-                    self.queue.park(envelope, reviewed, now)
+                    approval = self.queue.park(envelope, reviewed, now)
+                    for listener in self.on_review:
+                        listener(approval)
             queued_at = now
         elif decision.decision == "allow":
             self._await_result(deciding)

@@ -73,8 +73,9 @@ class Served:
             self.kill()
 
 
-def start(home: Path, *extra: str) -> Served:
-    """Start the service on ``home`` and wait until ``/health`` answers."""
+def start(home: Path, *extra: str, env: dict[str, str] | None = None) -> Served:
+    """Start the service on ``home`` (``env`` added to its environment) and wait until
+    ``/health`` answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = home.parent / f"serve-{port}.log"
@@ -82,7 +83,7 @@ def start(home: Path, *extra: str) -> Served:
         process = subprocess.Popen(
             [str(BIN / AEGISFLOW), "serve", "--port", str(port), *extra],
             cwd=home,
-            env=_env(home),
+            env={**_env(home), **(env or {})},
             stdout=sink,
             stderr=sink,
         )
@@ -101,8 +102,8 @@ def start(home: Path, *extra: str) -> Served:
 
 
 @contextmanager
-def serving(home: Path, *extra: str) -> Iterator[Served]:
-    served = start(home, *extra)
+def serving(home: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    served = start(home, *extra, env=env)
     try:
         yield served
     finally:

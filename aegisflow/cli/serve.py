@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from aegisflow.auth import ApiKeys
+from aegisflow.channels import slack
 from aegisflow.cli.app import HomeOption, stderr
 from aegisflow.cli.policy import read_policy
 from aegisflow.config import Paths
@@ -69,6 +70,22 @@ def serve(
         str,
         typer.Option(help="Close sessions idle this long (e.g. 30m, 1h, 2d; 0 never)"),
     ] = "1h",
+    slack_webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Post each review to this Slack incoming webhook, with buttons"),
+    ] = None,
+    slack_signing_secret_env: Annotated[
+        str,
+        typer.Option(help="Environment variable holding the Slack app's signing secret"),
+    ] = "SLACK_SIGNING_SECRET",  # noqa: S107 - the name of a variable, not a secret
+    slack_user: Annotated[
+        list[str] | None,
+        typer.Option(help="SLACK_USER_ID=PRINCIPAL: who may click Approve (repeatable)"),
+    ] = None,
+    slack_response_prefix: Annotated[
+        list[str] | None,
+        typer.Option(hidden=True, help="Also accept these response URLs (a stand-in Slack)"),
+    ] = None,
 ) -> None:
     """Evaluate, record and queue actions over HTTP (the single ledger writer)."""
     idle_seconds = parse_duration(session_idle)
@@ -106,6 +123,15 @@ def serve(
     github = _github_app(github_app_id, github_installation, github_key, github_api)
     if github is not None:
         attach_github(app, governance, github)
+    if slack_webhook_url:
+        config = slack.load_config(
+            slack_webhook_url,
+            os.environ.get(slack_signing_secret_env, ""),
+            slack_user or [],
+            base_url=public_url or f"http://localhost:{port}",
+            response_prefixes=("https://hooks.slack.com/", *(slack_response_prefix or [])),
+        )
+        slack.attach(app, slack.SlackChannel(config, governance, keys))
     try:
         _settle()
         web.run_app(

@@ -17,6 +17,7 @@ class Metrics:
     append: Histogram
     pending: Gauge
     ledger_entries: Gauge
+    refused: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -46,6 +47,12 @@ class Metrics:
             ),
             ledger_entries=Gauge(
                 "aegisflow_ledger_entries", "Entries in the evidence ledger", registry=registry
+            ),
+            refused=Counter(
+                "aegisflow_channel_refusals",
+                "Approval requests refused on a channel (Slack), by channel and reason",
+                ["channel", "reason"],
+                registry=registry,
             ),
         )
 

@@ -1,0 +1,1 @@
+"""Approval channels beyond the REST API: Slack, GraphQL."""
