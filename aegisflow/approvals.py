@@ -113,6 +113,10 @@ class ApprovalQueue:
             raise UnknownApproval(f"no approval {approval_id!r}")
         return found
 
+    def all(self) -> list[Approval]:
+        """Every approval in the queue's window, whatever its status."""
+        return list(self._by_id.values())
+
     def pending(self, now: datetime) -> list[Approval]:
         return [a for a in self._by_id.values() if a.status == "pending" and not a.expired(now)]
 

@@ -105,9 +105,12 @@ def create_app(
     app.router.add_get("/admin/v1/approvals/{id}", show_approval)
     app.router.add_post("/admin/v1/approvals/{id}/approve", approve)
     app.router.add_post("/admin/v1/approvals/{id}/deny", deny)
-    from aegisflow.console.web import mount  # noqa: PLC0415 - it builds on this module
+    # Both build on this module: imported here, once it is complete.
+    from aegisflow.channels import graphql  # noqa: PLC0415
+    from aegisflow.console import web as console  # noqa: PLC0415
 
-    mount(app)
+    graphql.mount(app)
+    console.mount(app)
     return app
 
 
@@ -132,9 +135,9 @@ async def openapi_route(_request: web.Request) -> web.Response:
 
 
 async def action(request: web.Request) -> web.Response:
-    principal = _authorize(request, "agent", "admin")
+    principal = authorize(request, "agent", "admin")
     started = time.perf_counter()
-    data = await _json(request)
+    data = await read_json(request)
     session = request.headers.get(SESSION_HEADER)
     if session is not None:
         validate_session_id(session)
@@ -156,8 +159,8 @@ async def action(request: web.Request) -> web.Response:
 
 async def action_result(request: web.Request) -> web.Response:
     """The caller's report of what an allowed call it ran itself returned."""
-    principal = _authorize(request, "agent", "admin")
-    data = await _json(request)
+    principal = authorize(request, "agent", "admin")
+    data = await read_json(request)
     evidence = await request.app[GOVERNANCE].record_result(
         request.match_info["id"], principal, data
     )
@@ -166,8 +169,8 @@ async def action_result(request: web.Request) -> web.Response:
 
 async def call_result(request: web.Request) -> web.Response:
     """The same report, for the call the caller named with ``call_id`` in this session."""
-    principal = _authorize(request, "agent", "admin")
-    data = await _json(request)
+    principal = authorize(request, "agent", "admin")
+    data = await read_json(request)
     session = request.headers.get(SESSION_HEADER)
     session = validate_session_id(session) if session is not None else default_session(principal)
     governance = request.app[GOVERNANCE]
@@ -178,9 +181,9 @@ async def call_result(request: web.Request) -> web.Response:
 
 async def hidden_tools(request: web.Request) -> web.Response:
     """Which of ``tools`` the policy blocks in every case (for an MCP ``tools/list``)."""
-    _authorize(request, "agent", "admin")
-    data = await _json(request)
-    _known(data, {"protocol", "tools"}, "fields")
+    authorize(request, "agent", "admin")
+    data = await read_json(request)
+    known(data, {"protocol", "tools"}, "fields")
     protocol, tools = data.get("protocol", "mcp"), data.get("tools")
     if protocol not in PROTOCOLS:
         raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}")
@@ -192,7 +195,7 @@ async def hidden_tools(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    _authorize(request, "admin", "auditor")
+    authorize(request, "admin", "auditor")
     governance, observed = request.app[GOVERNANCE], request.app[METRICS]
     observed.pending.set(len(governance.queue.pending(governance.clock())))
     observed.ledger_entries.set(governance.ledger.size)
@@ -201,7 +204,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def close_session(request: web.Request) -> web.Response:
     """Write the session's signed manifest; later actions in it are refused."""
-    principal = _authorize(request, "agent", "admin")
+    principal = authorize(request, "agent", "admin")
     session = validate_session_id(request.match_info["id"])
     receipt = await request.app[GOVERNANCE].close_session(session, by=principal)
     return web.json_response(
@@ -227,7 +230,7 @@ def read_only(path: Path, work: Callable[[GitStorage], Any]) -> Any:
 
 
 async def list_sessions_route(request: web.Request) -> web.Response:
-    _authorize(request, "admin", "auditor")
+    authorize(request, "admin", "auditor")
     path = ledger_path(request)
     infos = await asyncio.get_running_loop().run_in_executor(None, read_only, path, list_sessions)
     return web.json_response(
@@ -247,7 +250,7 @@ async def list_sessions_route(request: web.Request) -> web.Response:
 
 
 async def show_session(request: web.Request) -> web.Response:
-    _authorize(request, "admin", "auditor")
+    authorize(request, "admin", "auditor")
     session = validate_session_id(request.match_info["id"])
     path = ledger_path(request)
     stored = await asyncio.get_running_loop().run_in_executor(
@@ -273,7 +276,7 @@ async def show_session(request: web.Request) -> web.Response:
 
 async def export_session_route(request: web.Request) -> web.StreamResponse:
     """The session as a git bundle (for ``aegisctl evidence verify --bundle``)."""
-    _authorize(request, "admin", "auditor")
+    authorize(request, "admin", "auditor")
     session = validate_session_id(request.match_info["id"])
     return await stream_bundle(
         request, f"{session}.bundle", lambda path, out: export_session(path, session, out)
@@ -282,7 +285,7 @@ async def export_session_route(request: web.Request) -> web.StreamResponse:
 
 async def export_ledger_route(request: web.Request) -> web.StreamResponse:
     """The whole ledger as a git bundle."""
-    _authorize(request, "admin", "auditor")
+    authorize(request, "admin", "auditor")
     return await stream_bundle(request, "ledger.bundle", export_all)
 
 
@@ -292,8 +295,8 @@ async def verify_route(request: web.Request) -> web.Response:
     This checks the ledger as the service holds it; an auditor's independent check is
     ``aegisctl evidence verify --bundle`` offline, with the key obtained out of band.
     """
-    _authorize(request, "admin", "auditor")
-    _known(request.query, {"session"}, "query parameters")
+    authorize(request, "admin", "auditor")
+    known(request.query, {"session"}, "query parameters")
     session = request.query.get("session")
     if session is not None:
         validate_session_id(session)
@@ -342,14 +345,14 @@ async def stream_bundle(
 
 
 async def list_approvals(request: web.Request) -> web.Response:
-    _authorize(request, "agent", "reviewer", "admin", "auditor")
+    authorize(request, "agent", "reviewer", "admin", "auditor")
     governance = request.app[GOVERNANCE]
     pending = governance.queue.pending(governance.clock())
     return web.json_response({"pending": [_pending_json(a) for a in pending]})
 
 
 async def show_approval(request: web.Request) -> web.Response:
-    _authorize(request, "agent", "reviewer", "admin", "auditor")
+    authorize(request, "agent", "reviewer", "admin", "auditor")
     approval = request.app[GOVERNANCE].queue.get(request.match_info["id"])
     return web.json_response(approval.to_dict())
 
@@ -363,9 +366,9 @@ async def deny(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, *, approved: bool) -> web.Response:
-    principal = _authorize(request, "reviewer", "admin")
-    data = await _json(request, allow_empty=True)
-    _known(data, {"comment", "reviewer", "reason"}, "fields")
+    principal = authorize(request, "reviewer", "admin")
+    data = await read_json(request, allow_empty=True)
+    known(data, {"comment", "reviewer", "reason"}, "fields")
     comment = data.get("comment", data.get("reason"))
     reviewer = data.get("reviewer")
     if reviewer is not None and not isinstance(reviewer, str):
@@ -474,21 +477,21 @@ def _sweeper(
     return run
 
 
-def _authorize(request: web.Request, *roles: str) -> Principal:
+def authorize(request: web.Request, *roles: str) -> Principal:
     principal = request.app[KEYS].authenticate(request.headers.get("X-API-Key"))
     if not principal.has(*roles):
         raise Forbidden(f"{principal.name} lacks the role for this route ({', '.join(roles)})")
     return principal
 
 
-def _known(given: Iterable[object], allowed: set[str], what: str) -> None:
+def known(given: Iterable[object], allowed: set[str], what: str) -> None:
     """Refuse names outside ``allowed`` (an unknown field is a mistake, not an extra)."""
     unknown = {str(name) for name in given} - allowed
     if unknown:
         raise InputError(f"unknown {what}: {', '.join(sorted(unknown))}")
 
 
-async def _json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     raw = await request.read()
     if not raw and allow_empty:
         return {}

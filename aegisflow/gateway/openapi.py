@@ -429,6 +429,42 @@ def document() -> dict[str, Any]:
                 _path_id("The call_id the action named", {"type": "string", "maxLength": 256}),
             )
         },
+        "/admin/graphql": {
+            "post": _op(
+                "The GraphQL admin API: approvals, sessions, verification; approve and deny",
+                ("agent", "reviewer", "admin", "auditor"),
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "data": {"type": ["object", "null"]},
+                                "errors": _array({"type": "object"}),
+                            },
+                        },
+                        "The result; field errors (a role refused) come in errors",
+                    ),
+                    "400": _json(
+                        {
+                            "anyOf": [
+                                _ref("Error"),
+                                _object(["errors"], {"errors": _array({"type": "object"})}),
+                            ]
+                        },
+                        "A query that does not parse, validate or fit the limits",
+                    ),
+                },
+                body=_object(
+                    ["query"],
+                    {
+                        "query": {"type": "string", "maxLength": 8192},
+                        "variables": {"type": ["object", "null"]},
+                        "operationName": {"type": ["string", "null"]},
+                    },
+                ),
+                errors=(401, 403, 413),
+            )
+        },
         "/v1/tools/hidden": {
             "post": _op(
                 "Which tools the policy blocks in every case (the MCP bridge hides them)",
