@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -86,16 +87,27 @@ def mount(app: web.Application) -> None:
 
 # -- pages --------------------------------------------------------------------------------
 
+Page = Callable[[web.Request, Login], Awaitable[web.StreamResponse]]
+
+
+def signed_in(page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Run ``page`` with the caller's console session, or send them to sign in."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        found = _signed_in(request)
+        if found is None:
+            return _redirect("/console/login")
+        return await page(request, found[1])
+
+    return handler
+
 
 async def to_console(_request: web.Request) -> web.StreamResponse:
     return _redirect("/console/")
 
 
-async def approvals_page(request: web.Request) -> web.StreamResponse:
-    found = _signed_in(request)
-    if found is None:
-        return _redirect("/console/login")
-    signed = found[1]
+@signed_in
+async def approvals_page(request: web.Request, signed: Login) -> web.StreamResponse:
     governance = request.app[gateway.GOVERNANCE]
     now = governance.clock()
     pending = sorted(governance.queue.pending(now), key=lambda a: a.queued_at, reverse=True)
@@ -115,26 +127,21 @@ async def approvals_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def sessions_page(request: web.Request) -> web.StreamResponse:
-    found = _signed_in(request)
-    if found is None:
-        return _redirect("/console/login")
+@signed_in
+async def sessions_page(request: web.Request, signed: Login) -> web.StreamResponse:
     path = gateway.ledger_path(request)
     infos = await asyncio.get_running_loop().run_in_executor(
         None, gateway.read_only, path, list_sessions
     )
     infos = sorted(infos, key=lambda i: i.last_time, reverse=True)
-    return _render(request, "sessions.html", found[1], sessions=infos)
+    return _render(request, "sessions.html", signed, sessions=infos)
 
 
-async def session_page(request: web.Request) -> web.StreamResponse:
-    found = _signed_in(request)
-    if found is None:
-        return _redirect("/console/login")
-    try:
-        session = validate_session_id(request.match_info["id"])
-    except AegisError as e:
-        return _problem(request, found[1], 400, e.message)
+@signed_in
+async def session_page(request: web.Request, signed: Login) -> web.StreamResponse:
+    session = _path_session(request)
+    if session is None:
+        return _problem(request, signed, 400, "not a session id")
     path = gateway.ledger_path(request)
     ledger = request.app[gateway.GOVERNANCE].ledger
     key = ledger.public_key
@@ -149,12 +156,12 @@ async def session_page(request: web.Request) -> web.StreamResponse:
             None, gateway.read_only, path, read
         )
     except AegisError as e:
-        return _problem(request, found[1], 404, e.message)
+        return _problem(request, signed, 404, e.message)
     summary = report.sessions.get(session)
     return _render(
         request,
         "session.html",
-        found[1],
+        signed,
         session=session,
         entries=[_entry_view(s) for s in stored],
         valid=report.valid,
@@ -164,14 +171,11 @@ async def session_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def session_bundle(request: web.Request) -> web.StreamResponse:
-    found = _signed_in(request)
-    if found is None:
-        return _redirect("/console/login")
-    try:
-        session = validate_session_id(request.match_info["id"])
-    except AegisError as e:
-        return _problem(request, found[1], 400, e.message)
+@signed_in
+async def session_bundle(request: web.Request, signed: Login) -> web.StreamResponse:
+    session = _path_session(request)
+    if session is None:
+        return _problem(request, signed, 400, "not a session id")
     return await gateway.stream_bundle(
         request, f"{session}.bundle", lambda path, out: export_session(path, session, out)
     )
@@ -237,11 +241,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
 # -- deciding -----------------------------------------------------------------------------
 
 
-async def decide(request: web.Request) -> web.StreamResponse:
-    found = _signed_in(request)
-    if found is None:
-        return _redirect("/console/login")
-    signed = found[1]
+@signed_in
+async def decide(request: web.Request, signed: Login) -> web.StreamResponse:
     form = await request.post()
     if not _same_origin(request) or not same_token(form.get("csrf"), signed.csrf):
         return _problem(request, signed, 403, "The form expired or came from another site.")
@@ -278,6 +279,13 @@ def _signed_in(request: web.Request) -> tuple[str, Login] | None:
     token = request.cookies.get(COOKIE)
     login = request.app[LOGINS].get(token)
     return None if login is None or token is None else (token, login)
+
+
+def _path_session(request: web.Request) -> str | None:
+    try:
+        return validate_session_id(request.match_info["id"])
+    except AegisError:
+        return None
 
 
 def _same_origin(request: web.Request) -> bool:
