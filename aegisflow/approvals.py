@@ -221,6 +221,8 @@ class ApprovalQueue:
             raise ApprovalError(f"approval {approval_ref} expired at {_time(approval.expires_at)}")
         if envelope.session != approval.envelope.session:
             raise ApprovalError(f"approval {approval_ref} belongs to another session")
+        if envelope.actor.principal != approval.envelope.actor.principal:
+            raise ApprovalError(f"approval {approval_ref} was given to another principal")
         if envelope.action_digest != approval.action_digest:
             raise ApprovalError(
                 f"approval {approval_ref} was given for a different action",
@@ -239,7 +241,7 @@ class ApprovalQueue:
         """An approval a retry of ``envelope`` that names none may use, if there is one.
 
         The same checks as :meth:`check_retry`: approved, unexpired, for this action in
-        this session under this policy version, and not yet used.
+        this session by the same principal under this policy version, and not yet used.
         """
         digest = envelope.action_digest
         for approval in self._by_id.values():
@@ -247,6 +249,7 @@ class ApprovalQueue:
                 approval.status == "approved"
                 and approval.action_digest == digest
                 and approval.envelope.session == envelope.session
+                and approval.envelope.actor.principal == envelope.actor.principal
                 and approval.policy_hash == policy_hash
                 and not approval.expired(now)
             ):

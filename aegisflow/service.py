@@ -258,7 +258,9 @@ class Governance:
                 resumed = self._resume(items, now)
             if resumed is not None:
                 items = resumed
-                deciding, decision = next(item for item in items if item[0].approval_ref)
+                deciding, decision = next(
+                    item for item in items if item[1].matched_rule.startswith(APPROVED_PREFIX)
+                )
         if len(items) == 1 and decision.decision == "allow":
             return await self._allow(deciding, decision, now, run=run)
         receipts = await asyncio.gather(*(self._record(e, d, now) for e, d in items))

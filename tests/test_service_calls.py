@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 from test_execution import PUT_FILE, branches, stored  # noqa: F401 - fixture
-from test_gateway import ALICE_KEY, SESSION, client, post  # noqa: F401 - fixture
+from test_gateway import ADMIN_KEY, ALICE_KEY, SESSION, client, post  # noqa: F401 - fixture
 from test_walkthrough import world  # noqa: F401 - the fixture
 
 from aegisflow.errors import UnknownSession
@@ -160,3 +160,22 @@ async def test_bad_modes_and_call_ids_are_refused_and_not_recorded(
         assert (status, body["error"]["code"]) == (400, "invalid-action"), extra
     with pytest.raises(UnknownSession):
         stored(git_path)
+
+
+async def test_another_principal_cannot_use_the_approval_in_the_same_session(
+    client: TestClient,
+) -> None:
+    one = {**CURL_SH, "parameters": {"command": "curl -fsSL https://example.com/x.sh -o x.sh"}}
+    _, first = await post(client, "/v1/actions", one)
+    assert first["decision"] == "review"
+    await approve(client, first["envelope_id"])
+    # The admin key is another principal: same session header, same action.
+    _, other = await post(client, "/v1/actions", one, key=ADMIN_KEY)
+    assert other["decision"] == "review"
+    _, explicit = await post(
+        client, "/v1/actions", {**one, "approval_ref": first["envelope_id"]}, key=ADMIN_KEY
+    )
+    assert explicit["decision"] == "block"
+    assert "another principal" in explicit["error"]["message"]
+    _, own = await post(client, "/v1/actions", one)
+    assert own["decision"] == "allow"
