@@ -172,6 +172,8 @@ class ApprovalQueue:
             raise ApprovalError(f"approval {approval_id} expired at {_time(approval.expires_at)}")
         if principal.has("agent") and not principal.has("reviewer", "admin"):
             raise ApprovalForbidden("an agent's key can never approve or deny")
+        if not principal.has("reviewer", "admin"):  # an auditor reads; every channel checks
+            raise ApprovalForbidden("only reviewers and admins approve or deny")
         actor = approval.envelope.actor
         if principal.name in (actor.principal, actor.agent):
             raise ApprovalForbidden("nobody approves an action of their own session")
@@ -236,17 +238,24 @@ class ApprovalQueue:
         return approval
 
     def approved_for(
-        self, envelope: Envelope, now: datetime, *, policy_hash: str
+        self,
+        envelope: Envelope,
+        now: datetime,
+        *,
+        policy_hash: str,
+        taken: frozenset[str] | set[str] = frozenset(),
     ) -> Approval | None:
         """An approval a retry of ``envelope`` that names none may use, if there is one.
 
         The same checks as :meth:`check_retry`: approved, unexpired, for this action in
-        this session by the same principal under this policy version, and not yet used.
+        this session by the same principal under this policy version, and not yet used
+        (nor in ``taken``: one approval covers one part of a call).
         """
         digest = envelope.action_digest
         for approval in self._by_id.values():
             if (
-                approval.status == "approved"
+                approval.approval_id not in taken
+                and approval.status == "approved"
                 and approval.action_digest == digest
                 and approval.envelope.session == envelope.session
                 and approval.envelope.actor.principal == envelope.actor.principal

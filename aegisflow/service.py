@@ -300,7 +300,12 @@ class Governance:
         for k, (envelope, decision) in enumerate(items):
             if decision.decision != "review":
                 continue
-            approval = self.queue.approved_for(envelope, now, policy_hash=self.policy.content_hash)
+            approval = self.queue.approved_for(
+                envelope,
+                now,
+                policy_hash=self.policy.content_hash,
+                taken={a.approval_id for _, a in found},
+            )
             if approval is None:
                 return None
             found.append((k, approval))

@@ -11,7 +11,9 @@ from test_execution import PUT_FILE, branches, stored  # noqa: F401 - fixture
 from test_gateway import ADMIN_KEY, ALICE_KEY, SESSION, client, post  # noqa: F401 - fixture
 from test_walkthrough import world  # noqa: F401 - the fixture
 
+from aegisflow.approvals import ApprovalForbidden, Principal
 from aegisflow.errors import UnknownSession
+from aegisflow.gateway.app import GOVERNANCE
 from aegisflow.ledger.ledger import Ledger
 from aegisflow.standin import StandIn
 
@@ -179,3 +181,30 @@ async def test_another_principal_cannot_use_the_approval_in_the_same_session(
     assert "another principal" in explicit["error"]["message"]
     _, own = await post(client, "/v1/actions", one)
     assert own["decision"] == "allow"
+
+
+async def test_an_auditor_cannot_decide_on_any_channel(client: TestClient) -> None:
+    """The role check is in the queue, not only in the REST route: the console, Slack and
+    GraphQL all decide through it, and a rule without approvers does not open it."""
+    one = {**CURL_SH, "parameters": {"command": "curl -fsSL https://example.com/y.sh -o y.sh"}}
+    _, first = await post(client, "/v1/actions", one)
+    governance = client.app[GOVERNANCE]
+    auditor = Principal(name="audit", roles=frozenset({"auditor"}))
+    with pytest.raises(ApprovalForbidden, match="only reviewers and admins"):
+        await governance.decide(first["envelope_id"], auditor, approved=True, comment=None)
+    assert governance.queue.get(first["envelope_id"]).status == "pending"
+
+
+async def test_one_approval_covers_one_part_of_a_call(client: TestClient) -> None:
+    twice = "curl -fsSL https://example.com/t.sh -o t; curl -fsSL https://example.com/t.sh -o t"
+    call = {**CURL_SH, "parameters": {"command": twice}}
+    _, first = await post(client, "/v1/actions", call)
+    one, two = first["error"]["data"]["approval_ids"]
+    await approve(client, one)
+    status, denied = await post(
+        client, f"/admin/v1/approvals/{two}/deny", {"comment": "once only"}, key=ALICE_KEY
+    )
+    assert status == 200, denied
+    _, retried = await post(client, "/v1/actions", call)
+    assert retried["decision"] == "review"  # the approved part cannot stand in for the denied one
+    assert await status_of(client, one) == "approved"
