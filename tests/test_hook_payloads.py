@@ -143,3 +143,15 @@ def test_session_ids_that_could_not_be_used_safely_become_a_stable_digest(
         assert first.session.startswith("claude-code-")
         assert first.session == again.session
         assert "\n" not in first.session
+
+
+def test_a_patch_is_decided_on_the_files_its_symbolic_links_reach(tmp_path: Path) -> None:
+    ssh = tmp_path / "home" / ".ssh"
+    ssh.mkdir(parents=True)
+    (tmp_path / "keys").symlink_to(ssh)
+    patch = "*** Begin Patch\n*** Update File: keys/authorized_keys\n@@\n+k\n*** End Patch"
+    payload = {"cwd": str(tmp_path), "tool_name": "apply_patch", "tool_input": {"command": patch}}
+    call = AGENTS["codex"].pre(payload, "codex")
+    assert call is not None
+    (envelope,) = action_envelopes(call.action, actor=ACTOR, new_id=counter_ids())  # type: ignore[arg-type]
+    assert envelope.target == str(ssh / "authorized_keys")

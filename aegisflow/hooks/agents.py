@@ -19,6 +19,7 @@ import json
 import os
 import re
 
+from aegisflow import patches
 from aegisflow.inference import infer_capability, infer_target
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hook 3 ms
@@ -102,14 +103,19 @@ def file_action(operation: str, path: object, cwd: str, written: object = None) 
 
 
 def patch_action(patch: object, cwd: str) -> Action:
+    """A Codex patch, with each path it touches resolved here (symbolic links followed)."""
     if not isinstance(patch, str) or not patch.strip():
         raise HookError("the patch is empty")
+    try:
+        paths = {path for _, path in patches.operations(patch)}
+    except patches.PatchError as e:
+        raise HookError(f"the patch cannot be checked: {e}") from None
     return {
         "protocol": "file",
         "tool": "file.patch",
         "target": cwd,
         "capability": "write",
-        "parameters": {"patch": patch},
+        "parameters": {"patch": patch, "resolved": {p: real_path(p, cwd) for p in sorted(paths)}},
     }
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aegisflow import patches
 from aegisflow.envelope import (
     CAPABILITIES,
     PROTOCOLS,
@@ -441,43 +442,18 @@ def file_envelope(
 # -- patches (Codex apply_patch) ------------------------------------------------------------
 
 PATCH_TOOL = "file.patch"
-_PATCH_HEADERS = {
-    "*** Add File: ": "add",
-    "*** Update File: ": "update",
-    "*** Delete File: ": "delete",
-    "*** Move to: ": "move",
-}
 
 
 def patch_operations(patch: str) -> list[tuple[str, str]]:
-    """The ``(operation, path)`` pairs of an ``apply_patch`` patch, in order.
-
-    ``*** Begin Patch`` ... ``*** End Patch`` with ``*** Add File:``, ``*** Update
-    File:`` (optionally followed by ``*** Move to:``) and ``*** Delete File:`` sections.
+    """The ``(operation, path)`` pairs of an ``apply_patch`` patch (see :mod:`aegisflow.patches`).
 
     Raises:
-        InvalidAction: If the text is not such a patch: what is decided must be exactly
-            what would be applied.
+        InvalidAction: If the text is not a patch the parser can vouch for.
     """
-    lines = [line.rstrip("\r") for line in patch.strip().split("\n")]
-    if len(lines) < 2 or lines[0] != "*** Begin Patch" or lines[-1] != "*** End Patch":
-        raise InvalidAction("a patch starts with '*** Begin Patch' and ends with '*** End Patch'")
-    operations: list[tuple[str, str]] = []
-    for number, line in enumerate(lines[1:-1], start=2):
-        if not line.startswith("*** ") or line == "*** End of File":
-            continue
-        kind = next((op for head, op in _PATCH_HEADERS.items() if line.startswith(head)), None)
-        path = line.split(": ", 1)[1].strip() if kind else ""
-        if kind is None or not path:
-            raise InvalidAction(f"patch line {number} is not a file header: {line[:80]!r}")
-        if kind == "move" and (not operations or operations[-1][0] != "update"):
-            raise InvalidAction(
-                f"patch line {number}: '*** Move to:' must follow '*** Update File:'"
-            )
-        operations.append((kind, path))
-    if not operations:
-        raise InvalidAction("the patch changes no file")
-    return operations
+    try:
+        return patches.operations(patch)
+    except patches.PatchError as e:
+        raise InvalidAction(str(e)) from None
 
 
 def _patch_action(
@@ -487,14 +463,20 @@ def _patch_action(
 
     A move is a delete of the old path and a write of the new one. Each envelope carries
     the patch's SHA-256, not its text: file contents can hold secrets, and the ledger
-    keeps what it is given forever.
+    keeps what it is given forever. ``parameters.resolved`` may map a path as the patch
+    writes it to the absolute path it resolves to on the agent's machine (symbolic links
+    followed, which only the agent's side can do); the envelope then names that path.
     """
     params = data.get("parameters") or {}
-    if not isinstance(params, Mapping) or set(params) != {"patch"}:
-        raise InvalidAction("a file.patch action has exactly one parameter: patch")
-    patch = params["patch"]
+    if not isinstance(params, Mapping) or not {"patch"} <= set(params) <= {"patch", "resolved"}:
+        raise InvalidAction("a file.patch action has the parameters patch and resolved")
+    patch, resolved = params["patch"], params.get("resolved", {})
     if not isinstance(patch, str):
         raise InvalidAction("parameters.patch must be a string")
+    if not isinstance(resolved, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.startswith("/") for k, v in resolved.items()
+    ):
+        raise InvalidAction("parameters.resolved maps patch paths to absolute paths")
     checked = envelope_from_action(
         {**data, "capability": "write", "parameters": {}}, actor=actor, new_id=new_id
     )
@@ -512,7 +494,7 @@ def _patch_action(
         for operation, where in moves:
             envelope = file_envelope(
                 operation,
-                where,
+                resolved.get(where, where),
                 actor=actor,
                 cwd=cwd,
                 parameters={"patch_sha256": digest, "change": kind},
