@@ -18,6 +18,14 @@ from aegisflow.hooks.agents import AGENTS, HookError
 from aegisflow.policy.normalize import action_envelopes
 
 
+@pytest.fixture(autouse=True)
+def elsewhere_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorded paths (/home/dev/...) are nobody's home here, whoever runs the tests."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
 @pytest.mark.parametrize("path", recorded(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_a_recorded_payload_becomes_the_expected_envelopes_and_decision(
     path: Path, tmp_path: Path
@@ -155,3 +163,27 @@ def test_a_patch_is_decided_on_the_files_its_symbolic_links_reach(tmp_path: Path
     assert call is not None
     (envelope,) = action_envelopes(call.action, actor=ACTOR, new_id=counter_ids())  # type: ignore[arg-type]
     assert envelope.target == str(ssh / "authorized_keys")
+
+
+def test_a_file_in_the_home_directory_is_named_as_policies_name_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home" / "dev"
+    (home / ".config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    payload = {
+        "cwd": "/workspace",
+        "tool_name": "Read",
+        "tool_input": {"file_path": f"{home}/.config/gh/hosts.yml"},
+    }
+    call = AGENTS["claude-code"].pre(payload, "claude-code")
+    assert call is not None
+    assert call.action["target"] == "~/.config/gh/hosts.yml"
+    decision = (
+        pack("infra-review")
+        .evaluate_all(
+            action_envelopes(call.action, actor=ACTOR, new_id=counter_ids())  # type: ignore[arg-type]
+        )
+        .decision
+    )
+    assert decision.decision != "allow"  # infra-review's ~/.config rule applies

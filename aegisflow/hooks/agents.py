@@ -158,10 +158,19 @@ def mcp_action(server: str, tool: str, arguments: object, cwd: str) -> Action:
 
 
 def real_path(path: str, cwd: str) -> str:
-    """``path`` made absolute against ``cwd``, with ``~`` and symbolic links resolved."""
+    """``path`` made absolute against ``cwd``, with ``~`` and symbolic links resolved.
+
+    A path in the user's home comes back as ``~/...``, the form policies and the shell
+    normalizer use for home (``~/.config/**``), so a rule matches a file however the
+    agent named it.
+    """
     if path.startswith("~"):
         path = os.path.expanduser(path)
-    return os.path.realpath(os.path.join(cwd or "/", path))
+    real = os.path.realpath(os.path.join(cwd or "/", path))
+    home = os.path.realpath(os.path.expanduser("~"))
+    if home != "/" and (real == home or real.startswith(home + "/")):
+        return "~" + real[len(home) :]
+    return real
 
 
 def _sha256(data: bytes) -> str:
