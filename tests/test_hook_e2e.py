@@ -350,6 +350,8 @@ def test_no_api_key_or_bad_options_refuse_the_call(service: Served, tmp_path: Pa
     missing = str(tmp_path / "absent.key")
     refused(run_hook("claude-code", payload, "--key-file", missing, key=None), "cannot read")
     refused(hook(service, "claude-code", payload, "--timeout", "soon"), "--timeout")
+    # the agent gives the hook 30 s and runs the tool on a timeout: the hook must answer first
+    refused(hook(service, "claude-code", payload, "--timeout", "30"), "at most 10 seconds")
     refused(hook(service, "claude-code", payload, "--frobnicate"), "unknown option")
     wrong = run_hook("claude-code", payload, "--server", service.url, key="not-a-key")
     refused(wrong, "refused it (401)")

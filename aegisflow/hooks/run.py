@@ -30,6 +30,10 @@ DEFAULT_URL = "http://127.0.0.1:8081"
 DEFAULT_TIMEOUT = 5.0
 """Seconds for the service to answer: well under every agent's own hook timeout, which
 would otherwise let the tool run (agents fail open on a hook timeout)."""
+MAX_TIMEOUT = 10.0
+"""Well under the 30 s the installed hook entry gives it: a hook that times out lets the
+tool run in every agent. (Name resolution is not under this deadline: use an address or
+a name the system resolves locally.)"""
 MAX_PAYLOAD = 32 << 20
 USAGE = (
     "usage: aegisctl hook AGENT [--server URL] [--key-file PATH] [--timeout SECONDS]"
@@ -114,8 +118,8 @@ def parse_options(argv: list[str]) -> Options:
         timeout = float(timeout_text) if timeout_text else DEFAULT_TIMEOUT
     except ValueError:
         raise HookError(f"--timeout must be a number of seconds, not {timeout_text!r}") from None
-    if not 0 < timeout <= 60:
-        raise HookError("--timeout must be more than 0 and at most 60 seconds")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise HookError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
     on_review = given.get("--on-review") or "deny"
     if on_review not in ("deny", "ask", "defer"):
         raise HookError(f"--on-review must be deny, ask or defer, not {on_review!r}")

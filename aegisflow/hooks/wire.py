@@ -47,7 +47,9 @@ def post_json(
         # An ASCII host as bytes: a str would load the IDNA codec (1 ms) to encode it.
         address = host.encode() if host.isascii() else host
         with socket.create_connection((address, port), timeout=timeout) as raw:  # type: ignore[arg-type]
+            raw.settimeout(_left(deadline))  # every step shares the one deadline
             conn = _tls(raw, host) if scheme == "https" else raw
+            conn.settimeout(_left(deadline))
             conn.sendall(request)
             answer = _read_all(conn, deadline)
     except TimeoutError:
@@ -59,6 +61,13 @@ def post_json(
             f"the governance service at {url} is unreachable ({e.strerror or e})"
         ) from None
     return _parse(answer, url)
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
 
 
 def _split(url: str) -> tuple[str, str, int, str]:
@@ -90,10 +99,7 @@ def _read_all(conn: socket.socket, deadline: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        conn.settimeout(remaining)
+        conn.settimeout(_left(deadline))
         chunk = conn.recv(65536)
         if not chunk:
             return b"".join(chunks)
