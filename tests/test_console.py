@@ -198,3 +198,25 @@ async def test_a_hostile_session_id_in_the_path_is_refused(console: TestClient) 
     await sign_in(console, ALICE_KEY)
     response = await console.get("/console/sessions/..%2F..%2Fetc")
     assert response.status in (400, 404)
+
+
+async def test_behind_a_tls_proxy_the_cookie_is_secure_and_the_public_origin_accepted(
+    aiohttp_client: Any, make_git_ledger: Any, clock: Any
+) -> None:
+    governance = Governance(policy=pack("pr-writer"), ledger=make_git_ledger(), clock=clock)
+    client: TestClient = await aiohttp_client(
+        create_app(governance, all_keys(), base_url="https://aegis.example.com")
+    )
+    approval_id = await queue_hostile_pr(client)
+    signed = await sign_in(client, ALICE_KEY)
+    assert "Secure" in signed.headers["Set-Cookie"]
+    # the test client speaks plain HTTP, so it would not send a Secure cookie: pass it on
+    cookie = signed.headers["Set-Cookie"].split(";")[0]
+    html = await (await client.get("/console/", headers={"Cookie": cookie})).text()
+    decided = await client.post(
+        f"/console/approvals/{approval_id}/deny",
+        data={"csrf": csrf_of(html)},
+        headers={"Origin": "https://aegis.example.com", "Cookie": cookie},
+        allow_redirects=False,
+    )
+    assert decided.status == 303

@@ -116,6 +116,11 @@ async def test_introspection_is_for_admins_only(console: TestClient) -> None:
         ),
         ("{ pendingApprovals { id " + "x " * 9000 + "} }", "over 8192 bytes"),
         ("{ pendingApprovals { " + "id " * 2100 + "} }", "tokens"),
+        ("{ a: verification { valid } b: verification { valid } }", "verification 2 times"),
+        (
+            "fragment F on Query { pendingApprovals { id tool } } { " + "...F " * 120 + "}",
+            "fields",
+        ),
         ("{ nope }", "Cannot query field"),
         ("{ pendingApprovals ", "Syntax Error"),
         ("", "non-empty"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +47,8 @@ MAX_TOKENS = 2000
 MAX_DEPTH = 6
 MAX_FIELDS = 200
 HISTORY = 100
+
+log = logging.getLogger("aegisflow.graphql")
 
 SDL = """
 "An action a policy sent to a human, and what became of it."
@@ -133,12 +136,17 @@ class Denied(GraphQLError):
     """A field the caller's role may not read."""
 
 
+EXPENSIVE = {"verification": 1, "session": 10, "sessions": 2}
+"""Fields that read the ledger, and how many of each one query may ask for."""
+
+
 def limits_rule(principal: Principal) -> type[ASTValidationRule]:
-    """Depth, breadth and introspection limits as one validation rule."""
+    """Depth, breadth, ledger-reading fields and introspection as one validation rule."""
 
     class Limits(ASTValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            depth, fields = _measure(node.selection_set, self.context, set())
+            counts: dict[str, int] = {}
+            depth, fields = _measure(node.selection_set, self.context, (), counts)
             if depth > MAX_DEPTH:
                 self.report_error(
                     GraphQLError(f"query is {depth} levels deep; at most {MAX_DEPTH}", node)
@@ -147,6 +155,13 @@ def limits_rule(principal: Principal) -> type[ASTValidationRule]:
                 self.report_error(
                     GraphQLError(f"query asks for {fields} fields; at most {MAX_FIELDS}", node)
                 )
+            for name, most in EXPENSIVE.items():
+                if counts.get(name, 0) > most:
+                    self.report_error(
+                        GraphQLError(
+                            f"query asks for {name} {counts[name]} times; at most {most}", node
+                        )
+                    )
 
         def enter_field(self, node: FieldNode, *_: Any) -> None:
             if node.name.value in ("__schema", "__type") and not principal.has("admin"):
@@ -156,25 +171,34 @@ def limits_rule(principal: Principal) -> type[ASTValidationRule]:
 
 
 def _measure(
-    selection: SelectionSetNode | None, context: ASTValidationContext, seen: set[str]
+    selection: SelectionSetNode | None,
+    context: ASTValidationContext,
+    path: tuple[str, ...],
+    counts: dict[str, int],
 ) -> tuple[int, int]:
-    """(depth, field count) of a selection set, fragments followed once each."""
+    """(depth, field count) of a selection set, every fragment spread counted where it is
+    spread (aliases repeat work); ``path`` holds the fragments being expanded, so a
+    fragment cycle (which validation reports) does not recurse forever."""
     if selection is None:
         return 0, 0
     depth, fields = 0, 0
     for node in selection.selections:
         if isinstance(node, FieldNode):
-            inner, count = _measure(node.selection_set, context, seen)
+            counts[node.name.value] = counts.get(node.name.value, 0) + 1
+            inner, count = _measure(node.selection_set, context, path, counts)
             depth, fields = max(depth, inner + 1), fields + count + 1
         elif isinstance(node, InlineFragmentNode):
-            inner, count = _measure(node.selection_set, context, seen)
+            inner, count = _measure(node.selection_set, context, path, counts)
             depth, fields = max(depth, inner), fields + count
-        elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
-            seen.add(node.name.value)
+        elif isinstance(node, FragmentSpreadNode) and node.name.value not in path:
             fragment: FragmentDefinitionNode | None = context.get_fragment(node.name.value)
             if fragment is not None:
-                inner, count = _measure(fragment.selection_set, context, seen)
+                inner, count = _measure(
+                    fragment.selection_set, context, (*path, node.name.value), counts
+                )
                 depth, fields = max(depth, inner), fields + count
+        if fields > MAX_FIELDS * 10:  # far past the limit already: stop counting
+            break
     return depth, fields
 
 
@@ -214,8 +238,21 @@ async def graphql_route(request: web.Request) -> web.Response:
         result = await result
     out: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
     if result.errors:  # type: ignore[union-attr]
-        out["errors"] = [{"message": e.message, "path": e.path} for e in result.errors]  # type: ignore[union-attr]
+        out["errors"] = [_public(e) for e in result.errors]  # type: ignore[union-attr]
     return web.json_response(out)
+
+
+def _public(error: GraphQLError) -> dict[str, Any]:
+    """A resolver's error as the caller may see it: ours verbatim, anything else generic
+    (an unexpected exception's text can name paths or internals)."""
+    original = error.original_error
+    known = original is None or isinstance(original, (AegisError, GraphQLError))
+    if not known:
+        log.warning(
+            json.dumps({"msg": "graphql resolver failed", "error": type(original).__name__})
+        )
+    message = error.message if known else "internal error; see the service log"
+    return {"message": message, "path": error.path}
 
 
 def _errors(messages: list[str]) -> web.Response:

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
@@ -49,6 +50,7 @@ from aegisflow.ledger.verify import verify_repository
 HERE = Path(__file__).resolve().parent
 LOGINS = web.AppKey("console_logins", Logins)
 STATIC = "console_static"
+CHECKPOINT_TIMEOUT = 10.0
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -148,7 +150,7 @@ async def session_page(request: web.Request, signed: Login) -> web.StreamRespons
 
     def read(storage: Any) -> tuple[list[Any], Any]:
         if ledger.uncovered:  # so the verification covers the entries just written
-            ledger.checkpoint()
+            ledger.checkpoint(timeout=CHECKPOINT_TIMEOUT)
         return session_entries(storage, session), verify_repository(storage, [key], session=session)
 
     try:
@@ -220,7 +222,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         path="/console",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=_secure(request),
     )
     response.del_cookie(LOGIN_COOKIE, path="/console")
     return response
@@ -281,6 +283,12 @@ def _signed_in(request: web.Request) -> tuple[str, Login] | None:
     return None if login is None or token is None else (token, login)
 
 
+def _secure(request: web.Request) -> bool:
+    """Cookies only over TLS when the console is reached over TLS, including through a
+    proxy that terminates it (the service's public URL is https)."""
+    return request.secure or request.app[gateway.BASE_URL].startswith("https://")
+
+
 def _path_session(request: web.Request) -> str | None:
     try:
         return validate_session_id(request.match_info["id"])
@@ -296,7 +304,9 @@ def _same_origin(request: web.Request) -> bool:
     judged by the CSRF token alone.
     """
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    public = urlsplit(request.app[gateway.BASE_URL])
+    ours = {f"{request.scheme}://{request.host}", f"{public.scheme}://{public.netloc}"}
+    if origin is not None and origin not in ours:
         return False
     return request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
 
@@ -325,7 +335,7 @@ def _login_form(request: web.Request, *, error: str | None, status: int) -> web.
         path="/console",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=_secure(request),
     )
     return response
 
