@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from service_bench import AGENT_KEY, REVIEWER_KEY, Server, make_home  # noqa: E402
+from service_bench import AGENT_KEY, REVIEWER_KEY, Server, make_home, publish  # noqa: E402
 
 from aegisflow.channels.slack import signature  # noqa: E402
 
@@ -249,9 +249,7 @@ def main() -> None:
         finally:
             served.stop()
             stand_in.server.shutdown()
-    print(json.dumps(results))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    publish(results, args.out)
 
 
 if __name__ == "__main__":

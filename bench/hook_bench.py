@@ -35,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from service_bench import AGENT_KEY, Server, make_home, tool  # noqa: E402
+from service_bench import AGENT_KEY, Server, make_home, publish, tool  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
 AUDITOR_KEY = "bench-auditor-key-0001"
@@ -224,9 +224,7 @@ def main() -> None:
             results = run(served, args.calls)
         finally:
             served.stop()
-    print(json.dumps(results))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    publish(results, args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ from mcp.types import Implementation
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from service_bench import AGENT_KEY, Server, make_home  # noqa: E402
+from service_bench import AGENT_KEY, Server, make_home, publish  # noqa: E402
 
 EVERYTHING = [
     "node",
@@ -141,9 +140,7 @@ def main() -> None:
             results = asyncio.run(run(served, args.calls, args.concurrency))
         finally:
             served.stop()
-    print(json.dumps(results))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    publish(results, args.out)
 
 
 if __name__ == "__main__":

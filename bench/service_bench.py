@@ -88,6 +88,13 @@ wrk.headers["X-AegisFlow-Session"] = "bench-load"
 """
 
 
+def publish(results: dict, out: Path | None) -> None:
+    """Print the results as one JSON line, and keep them in ``out`` when given."""
+    print(json.dumps(results))
+    if out:
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
