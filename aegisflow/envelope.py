@@ -46,6 +46,11 @@ class InvalidAction(InputError):
     reference = "invalid-action"
 
 
+def is_envelope_id(value: object) -> bool:
+    """Whether ``value`` has the form of an envelope id (a lower-case UUIDv4)."""
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
+
+
 def new_envelope_id() -> str:
     return str(uuid.uuid4())
 

@@ -40,7 +40,6 @@ from aegisflow.errors import AegisError
 from aegisflow.gateway import app as gateway
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.ledger.reading import list_sessions, session_entries
-from aegisflow.ledger.verify import verify_repository
 
 MAX_QUERY = 8192
 MAX_TOKENS = 2000
@@ -310,29 +309,13 @@ class Root:
             stored = await self._read(lambda storage: session_entries(storage, session))
         except AegisError:
             return None
-        return {
-            "id": session,
-            "entries": [
-                {
-                    "index": s.entry.index,
-                    "seq": s.entry.seq,
-                    "type": s.entry.type,
-                    "time": s.entry.time,
-                    "hash": s.entry_hash.hex(),
-                    "body": json.dumps(dict(s.entry.body), sort_keys=True),
-                }
-                for s in stored
-            ],
-        }
+        return {"id": session, "entries": [_entry(s) for s in stored]}
 
     async def verification(self, _info: Any, session: str | None = None) -> dict[str, Any]:
         self._evidence()
         if session is not None:
             validate_session_id(session)
-        key = self.governance.ledger.public_key
-        report = await self._read(
-            lambda storage: verify_repository(storage, [key], session=session)
-        )
+        report = await gateway.verify_ledger(self.request, session)
         summary = report.sessions.get(session) if session else None
         return {
             "valid": report.valid,
@@ -375,6 +358,14 @@ class Root:
     async def _read(self, work: Any) -> Any:
         path = gateway.ledger_path(self.request)
         return await asyncio.get_running_loop().run_in_executor(None, gateway.read_only, path, work)
+
+
+def _entry(stored: Any) -> dict[str, Any]:
+    """The REST view of an entry, with the schema's names: ``hash``, and ``body`` as JSON text."""
+    view = gateway.entry_json(stored)
+    view["hash"] = view.pop("entry_hash")
+    view["body"] = json.dumps(view["body"], sort_keys=True)
+    return view
 
 
 def _approval(approval: Approval) -> dict[str, Any]:

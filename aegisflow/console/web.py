@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -40,12 +39,12 @@ from aegisflow.console.logins import (
     Logins,
     same_token,
 )
+from aegisflow.envelope import is_envelope_id
 from aegisflow.errors import AegisError
 from aegisflow.gateway import app as gateway
 from aegisflow.ledger.bundle import export_session
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.ledger.reading import list_sessions, session_entries
-from aegisflow.ledger.verify import verify_repository
 
 HERE = Path(__file__).resolve().parent
 LOGINS = web.AppKey("console_logins", Logins)
@@ -55,7 +54,6 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 log = logging.getLogger("aegisflow.console")
 
@@ -116,7 +114,7 @@ async def approvals_page(request: web.Request, signed: Login) -> web.StreamRespo
     decided = request.query.get("decided", "")
     status = request.query.get("status", "")
     notice = None
-    if _UUID.fullmatch(decided) and status in ("approved", "denied"):
+    if is_envelope_id(decided) and status in ("approved", "denied"):
         notice = f"{status.capitalize()} {decided}: recorded in the ledger."
     return _render(
         request,
@@ -144,18 +142,15 @@ async def session_page(request: web.Request, signed: Login) -> web.StreamRespons
     session = _path_session(request)
     if session is None:
         return _problem(request, signed, 400, "not a session id")
-    path = gateway.ledger_path(request)
-    ledger = request.app[gateway.GOVERNANCE].ledger
-    key = ledger.public_key
-
-    def read(storage: Any) -> tuple[list[Any], Any]:
-        if ledger.uncovered:  # so the verification covers the entries just written
-            ledger.checkpoint(timeout=CHECKPOINT_TIMEOUT)
-        return session_entries(storage, session), verify_repository(storage, [key], session=session)
-
     try:
-        stored, report = await asyncio.get_running_loop().run_in_executor(
-            None, gateway.read_only, path, read
+        report = await gateway.verify_ledger(
+            request, session, fresh=True, timeout=CHECKPOINT_TIMEOUT
+        )  # first: the checkpoint it may write covers the entries shown
+        stored = await asyncio.get_running_loop().run_in_executor(
+            None,
+            gateway.read_only,
+            gateway.ledger_path(request),
+            lambda storage: session_entries(storage, session),
         )
     except AegisError as e:
         return _problem(request, signed, 404, e.message)
@@ -382,14 +377,6 @@ def _approval_view(approval: Approval, now: datetime) -> dict[str, Any]:
 
 
 def _entry_view(stored: Any) -> dict[str, Any]:
-    entry = stored.entry
-    body = dict(entry.body)
-    return {
-        "index": entry.index,
-        "seq": entry.seq,
-        "type": entry.type,
-        "time": entry.time,
-        "hash": stored.entry_hash.hex(),
-        "body": body,
-        "credential": body.get("credential") if entry.type == "decision" else None,
-    }
+    view = gateway.entry_json(stored)
+    view["credential"] = view["body"].get("credential") if view["type"] == "decision" else None
+    return view

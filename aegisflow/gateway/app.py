@@ -43,8 +43,8 @@ from aegisflow.gateway.metrics import CONTENT_TYPE, Metrics
 from aegisflow.ledger.bundle import ExportInfo, export_all, export_session
 from aegisflow.ledger.entry import validate_session_id
 from aegisflow.ledger.gitstore import GitStorage
-from aegisflow.ledger.reading import list_sessions, session_entries
-from aegisflow.ledger.verify import verify_repository
+from aegisflow.ledger.reading import StoredEntry, list_sessions, session_entries
+from aegisflow.ledger.verify import Report, verify_repository
 from aegisflow.service import ActionOutcome, Governance, ResultUnexpected, default_session
 
 GOVERNANCE = web.AppKey("governance", Governance)
@@ -256,22 +256,20 @@ async def show_session(request: web.Request) -> web.Response:
     stored = await asyncio.get_running_loop().run_in_executor(
         None, read_only, path, lambda storage: session_entries(storage, session)
     )
-    return web.json_response(
-        {
-            "session": session,
-            "entries": [
-                {
-                    "index": s.entry.index,
-                    "seq": s.entry.seq,
-                    "type": s.entry.type,
-                    "time": s.entry.time,
-                    "entry_hash": s.entry_hash.hex(),
-                    "body": dict(s.entry.body),
-                }
-                for s in stored
-            ],
-        }
-    )
+    return web.json_response({"session": session, "entries": [entry_json(s) for s in stored]})
+
+
+def entry_json(stored: StoredEntry) -> dict[str, Any]:
+    """One ledger entry as the evidence routes (and the console and GraphQL) show it."""
+    entry = stored.entry
+    return {
+        "index": entry.index,
+        "seq": entry.seq,
+        "type": entry.type,
+        "time": entry.time,
+        "entry_hash": stored.entry_hash.hex(),
+        "body": dict(entry.body),
+    }
 
 
 async def export_session_route(request: web.Request) -> web.StreamResponse:
@@ -300,11 +298,7 @@ async def verify_route(request: web.Request) -> web.Response:
     session = request.query.get("session")
     if session is not None:
         validate_session_id(session)
-    path = ledger_path(request)
-    key = request.app[GOVERNANCE].ledger.public_key
-    report = await asyncio.get_running_loop().run_in_executor(
-        None, read_only, path, lambda storage: verify_repository(storage, [key], session=session)
-    )
+    report = await verify_ledger(request, session)
     data: dict[str, Any] = report.to_dict()
     if session is not None:
         summary = report.sessions.get(session)
@@ -312,6 +306,26 @@ async def verify_route(request: web.Request) -> web.Response:
             raise UnknownSession(f"no session {session!r} in this ledger")
         data["lines"] = summary.lines
     return web.json_response(data)
+
+
+async def verify_ledger(
+    request: web.Request, session: str | None, *, fresh: bool = False, timeout: float = 10.0
+) -> Report:
+    """Replay the ledger as the service holds it against the service's own key.
+
+    With ``fresh``, entries not yet under a signed checkpoint get one first (waiting at
+    most ``timeout`` seconds), so the report covers what was just written.
+    """
+    ledger = request.app[GOVERNANCE].ledger
+
+    def replay(storage: GitStorage) -> Report:
+        if fresh and ledger.uncovered:
+            ledger.checkpoint(timeout=timeout)
+        return verify_repository(storage, [ledger.public_key], session=session)
+
+    path = ledger_path(request)
+    report: Report = await asyncio.get_running_loop().run_in_executor(None, read_only, path, replay)
+    return report
 
 
 async def stream_bundle(

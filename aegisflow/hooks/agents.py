@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 from aegisflow import patches
 from aegisflow.inference import infer_capability, infer_target
+from aegisflow.sessionid import session_problem
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hook 3 ms
 
@@ -468,9 +468,6 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
 def _session(given: object, agent: str, cwd: str) -> str:
     """``$AEGISFLOW_SESSION``, else the agent's own session id, else one per directory.
 
@@ -480,6 +477,6 @@ def _session(given: object, agent: str, cwd: str) -> str:
     chosen = os.environ.get("AEGISFLOW_SESSION") or _text(given)
     if chosen is None:
         return f"{agent}-{_sha256(cwd.encode())[:16]}"
-    if _SESSION.fullmatch(chosen) and ".." not in chosen and not chosen.endswith((".", ".lock")):
+    if session_problem(chosen) is None:
         return chosen
     return f"{agent}-{_sha256(chosen.encode())[:16]}"

@@ -111,36 +111,44 @@ def _read_all(conn: socket.socket, deadline: float) -> bytes:
             return b"".join(chunks)
 
 
-def _complete(data: bytes) -> bool:
-    """Whether ``data`` holds a whole answer: we close the connection, not the service
-    (the side that closes first keeps the socket's TIME_WAIT, and that is cheaper here)."""
+def _head(data: bytes) -> tuple[str, dict[str, str], bytes] | None:
+    """The status line, the header fields (names lower-cased) and the body so far; None
+    while the header is incomplete."""
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
-        return False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length" and value.strip().isdigit():
-            return len(body) >= int(value)
-        if name == b"transfer-encoding" and b"chunked" in value.lower():
-            return body.endswith(b"0\r\n\r\n")
-    return False
-
-
-def _parse(answer: bytes, url: str) -> tuple[int, Any]:
-    head, sep, body = answer.partition(b"\r\n\r\n")
+        return None
     lines = head.decode("latin-1").split("\r\n")
-    status_line = lines[0].split(" ", 2)
-    if not sep or len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
-        raise WireError(f"the governance service at {url} did not answer HTTP")
-    try:
-        status = int(status_line[1])
-    except ValueError:
-        raise WireError(f"the governance service at {url} answered a bad status line") from None
     fields = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
         fields[name.strip().lower()] = value.strip()
+    return lines[0], fields, body
+
+
+def _complete(data: bytes) -> bool:
+    """Whether ``data`` holds a whole answer: we close the connection, not the service
+    (the side that closes first keeps the socket's TIME_WAIT, and that is cheaper here)."""
+    parsed = _head(data)
+    if parsed is None:
+        return False
+    _, fields, body = parsed
+    if fields.get("transfer-encoding", "").lower() == "chunked":  # as _parse reads it
+        return body.endswith(b"0\r\n\r\n")
+    if fields.get("content-length", "").isdigit():
+        return len(body) >= int(fields["content-length"])
+    return False
+
+
+def _parse(answer: bytes, url: str) -> tuple[int, Any]:
+    parsed = _head(answer)
+    status_line = parsed[0].split(" ", 2) if parsed else []
+    if parsed is None or len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
+        raise WireError(f"the governance service at {url} did not answer HTTP")
+    _, fields, body = parsed
+    try:
+        status = int(status_line[1])
+    except ValueError:
+        raise WireError(f"the governance service at {url} answered a bad status line") from None
     if fields.get("transfer-encoding", "").lower() == "chunked":
         body = _unchunk(body, url)
     elif "content-length" in fields:

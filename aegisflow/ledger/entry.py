@@ -21,13 +21,12 @@ import rfc8785
 
 from aegisflow.canonical import MAX_SAFE_INT, canonical_bytes, sha256
 from aegisflow.errors import EntryTooLarge, InvalidEntry, InvalidSessionId, MalformedData
+from aegisflow.sessionid import session_problem
 
 FORMAT_VERSION = 1
 MAX_ENTRY_BYTES = 64 * 1024
 """Largest canonical entry accepted (bytes). Bodies carry digests, not payloads."""
 
-MAX_SESSION_ID = 128
-_SESSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,254}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
@@ -65,20 +64,9 @@ def validate_session_id(session: object) -> str:
 @functools.lru_cache(maxsize=4096)
 def _check_session_id(session: str) -> None:
     # Cached: a verifier sees each session id once per entry of the session.
-    shown = ascii(session[:40]) + ("..." if len(session) > 40 else "")
-    if not session:
-        raise InvalidSessionId("session id is empty")
-    if len(session) > MAX_SESSION_ID:
-        raise InvalidSessionId(
-            f"session id is {len(session)} characters; the limit is {MAX_SESSION_ID}"
-        )
-    if not _SESSION_RE.fullmatch(session):
-        raise InvalidSessionId(
-            f"session id {shown} has characters outside [A-Za-z0-9._-] "
-            "or does not start with a letter or digit"
-        )
-    if ".." in session or session.endswith((".", ".lock")):
-        raise InvalidSessionId(f"session id {shown} contains '..' or ends in '.' or '.lock'")
+    problem = session_problem(session)
+    if problem is not None:
+        raise InvalidSessionId(problem)
 
 
 def validate_type(kind: object) -> str:
