@@ -7,6 +7,7 @@ malformed and oversized messages; unknown and unnameable tools.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -311,3 +312,27 @@ async def test_results_owed_at_close_are_reported_not_dropped() -> None:
     assert reported == []  # lingering, to be reported together
     await proxy.close()  # the agent left at once
     assert reported == ["e-1", "e-2"]
+
+
+async def test_a_report_already_on_its_way_at_close_is_waited_for() -> None:
+    sent, release = asyncio.Event(), asyncio.Event()
+    reported: list[str] = []
+
+    class Slow:
+        async def record_result(self, envelope_id: str, body: dict[str, Any]) -> None:
+            sent.set()
+            await release.wait()
+            reported.append(envelope_id)
+
+    async def nowhere(*_args: object) -> None:
+        pass
+
+    proxy = Proxy(McpServer(name="x"), Slow(), "s", nowhere, nowhere)  # type: ignore[arg-type]
+    await proxy._report("e-1", "ok", b"{}", 2, failed=False)
+    await sent.wait()  # the linger is over and the report is with the service
+    closing = asyncio.create_task(proxy.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # the service client must outlive the request
+    release.set()
+    await closing
+    assert reported == ["e-1"]

@@ -86,6 +86,8 @@ class Proxy:
     """The id of a replayed ``initialize``, whose answer is not the agent's."""
     _results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
+    """Waiting out the linger; the report it then sends is one of ``_tasks``."""
+    _closing: bool = False
 
     # -- agent to upstream ----------------------------------------------------------
 
@@ -325,7 +327,7 @@ class Proxy:
             "is_error": failed,
         }
         self._results.append((envelope_id, report))
-        if self._flusher is None:
+        if self._flusher is None and not self._closing:
             self._flusher = asyncio.create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
@@ -333,7 +335,7 @@ class Proxy:
         and into one group commit of the ledger instead of one each."""
         await asyncio.sleep(RESULT_LINGER)
         self._flusher = None
-        await self._flush()
+        self._spawn(self._flush())  # tracked, so that close() waits for it
 
     async def _flush(self) -> None:
         batch, self._results = self._results, []
@@ -361,16 +363,19 @@ class Proxy:
                 await self._report(pending.envelope_id, "upstream-stopped", b"", 0, failed=True)
 
     async def close(self) -> None:
-        """Stop deciding; report every result still owed (evidence is not dropped)."""
+        """Stop deciding; report every result still owed, including reports already on
+        their way (evidence is not dropped, and no request outlives the service client)."""
+        self._closing = True
         deciding = list(self._deciding.values())
         for task in deciding:
             task.cancel()
         if self._flusher is not None:
             self._flusher.cancel()
-        await asyncio.gather(*deciding, *self._tasks, return_exceptions=True)
-        if self._flusher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        await asyncio.gather(*deciding, return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._flush()
 
     # -- plumbing -------------------------------------------------------------------
