@@ -44,6 +44,8 @@ Clock = Callable[[], datetime]
 MAX_COMMENT = 2000
 MAX_AWAITING = 10_000
 """Forwarded calls whose result the bridge may still report (the oldest are forgotten)."""
+MAX_RESULT_BATCH = 256
+"""Result reports in one ``POST /v1/results``."""
 MAX_CALL_ID = 256
 REFUSED_RULE = "approval-refused"
 

@@ -447,6 +447,33 @@ async def test_a_forwarded_call_reports_its_result_once(client: TestClient) -> N
     assert refused[0] == 404  # nothing was allowed, so no result can be reported
 
 
+async def test_results_reported_together_are_each_answered(client: TestClient) -> None:
+    _, first = await post(client, "/v1/actions", GET_FILE)
+    _, second = await post(client, "/v1/actions", {**GET_FILE, "parameters": {"path": "b"}})
+    _, blocked = await post(client, "/v1/actions", RM)
+    report = {"summary": "ok", "result_sha256": "ab" * 32, "size": 120, "is_error": False}
+    reports = [
+        {"envelope_id": first["envelope_id"], **report},
+        {"envelope_id": blocked["envelope_id"], **report},  # nothing ran: nothing to report
+        {"envelope_id": second["envelope_id"], **report, "extra": 1},
+        "not a report",
+        {"envelope_id": second["envelope_id"], **report},
+        {"envelope_id": first["envelope_id"], **report},  # reported already
+    ]
+    status, answer = await post(client, "/v1/results", {"results": reports})
+    assert status == 200
+    recorded, unexpected, extra, garbage, later, again = answer["results"]
+    assert len(recorded["evidence_hash"]) == len(later["evidence_hash"]) == 64
+    assert recorded["envelope_id"] == first["envelope_id"]
+    assert unexpected["error"]["code"] == again["error"]["code"] == "result-unexpected"
+    assert extra["error"]["code"] == garbage["error"]["code"] == "invalid-input"
+    assert garbage["envelope_id"] is None
+    for body in ({"results": []}, {"results": [report] * 257}, {"results": {}}, {"x": 1}):
+        status, refused = await post(client, "/v1/results", body)
+        assert (status, refused["error"]["code"]) == (400, "invalid-input")
+    assert (await post(client, "/v1/results", {"results": reports}, ALICE_KEY))[0] == 403
+
+
 async def test_hidden_tools_are_the_ones_always_blocked(client: TestClient) -> None:
     tools = ["github.merge_pull_request", "github.create_pull_request", "github.delete_file"]
     status, answer = await post(client, "/v1/tools/hidden", {"tools": tools})

@@ -300,8 +300,9 @@ async def test_results_owed_at_close_are_reported_not_dropped() -> None:
     reported: list[str] = []
 
     class Recorder:
-        async def record_result(self, envelope_id: str, body: dict[str, Any]) -> None:
-            reported.append(envelope_id)
+        async def record_results(self, reports: list[dict[str, Any]]) -> list[str]:
+            reported.extend(r["envelope_id"] for r in reports)
+            return []
 
     async def nowhere(*_args: object) -> None:
         pass
@@ -319,10 +320,11 @@ async def test_a_report_already_on_its_way_at_close_is_waited_for() -> None:
     reported: list[str] = []
 
     class Slow:
-        async def record_result(self, envelope_id: str, body: dict[str, Any]) -> None:
+        async def record_results(self, reports: list[dict[str, Any]]) -> list[str]:
             sent.set()
             await release.wait()
-            reported.append(envelope_id)
+            reported.extend(r["envelope_id"] for r in reports)
+            return []
 
     async def nowhere(*_args: object) -> None:
         pass

@@ -15,7 +15,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,13 @@ from aegisflow.ledger.entry import validate_session_id
 from aegisflow.ledger.gitstore import GitStorage
 from aegisflow.ledger.reading import StoredEntry, list_sessions, session_entries
 from aegisflow.ledger.verify import Report, verify_repository
-from aegisflow.service import ActionOutcome, Governance, ResultUnexpected, default_session
+from aegisflow.service import (
+    MAX_RESULT_BATCH,
+    ActionOutcome,
+    Governance,
+    ResultUnexpected,
+    default_session,
+)
 
 GOVERNANCE = web.AppKey("governance", Governance)
 METRICS = web.AppKey("metrics", Metrics)
@@ -100,6 +106,7 @@ def create_app(
     app.router.add_post("/v1/actions", action)
     app.router.add_post("/v1/actions/{id}/result", action_result)
     app.router.add_post("/v1/calls/{id}/result", call_result)
+    app.router.add_post("/v1/results", results)
     app.router.add_post("/v1/tools/hidden", hidden_tools)
     app.router.add_get("/admin/v1/approvals", list_approvals)
     app.router.add_get("/admin/v1/approvals/{id}", show_approval)
@@ -165,6 +172,35 @@ async def action_result(request: web.Request) -> web.Response:
         request.match_info["id"], principal, data
     )
     return web.json_response({"envelope_id": request.match_info["id"], "evidence_hash": evidence})
+
+
+async def results(request: web.Request) -> web.Response:
+    """Several such reports at once (the MCP bridge sends what a moment collected).
+
+    Each is checked and answered on its own; those accepted share one durable write,
+    which keeps a stream of results from queueing in front of the next decision.
+    """
+    principal = authorize(request, "agent", "admin")
+    data = await read_json(request)
+    known(data, {"results"}, "fields")
+    reports = data.get("results")
+    if not isinstance(reports, list) or not 0 < len(reports) <= MAX_RESULT_BATCH:
+        raise InputError(f"results must be a list of 1 to {MAX_RESULT_BATCH} result reports")
+    governance = request.app[GOVERNANCE]
+
+    async def record(report: object) -> dict[str, Any]:
+        named = report.get("envelope_id") if isinstance(report, Mapping) else None
+        envelope_id = named if isinstance(named, str) else None
+        try:
+            if not isinstance(report, Mapping) or envelope_id is None:
+                raise InputError("each result must be an object naming its envelope_id")
+            fields = {k: v for k, v in report.items() if k != "envelope_id"}
+            evidence = await governance.record_result(envelope_id, principal, fields)
+        except AegisError as e:
+            return {"envelope_id": envelope_id, "error": _error_json(e)}
+        return {"envelope_id": envelope_id, "evidence_hash": evidence}
+
+    return web.json_response({"results": await asyncio.gather(*map(record, reports))})
 
 
 async def call_result(request: web.Request) -> web.Response:
@@ -545,17 +581,24 @@ _STATUS: tuple[tuple[type[AegisError], int], ...] = (
 )
 
 
+def _status(error: AegisError) -> int:
+    return next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
+
+
+def _error_json(error: AegisError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.reference, "message": error.message}
+    if error.hint:
+        body["hint"] = error.hint
+    return body
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become HTTP: JSON bodies, never a traceback."""
     try:
         return await handler(request)
     except AegisError as e:
-        status = next((code for kind, code in _STATUS if isinstance(e, kind)), 400)
-        body: dict[str, Any] = {"code": e.reference, "message": e.message}
-        if e.hint:
-            body["hint"] = e.hint
-        return web.json_response({"error": body}, status=status)
+        return web.json_response({"error": _error_json(e)}, status=_status(e))
     except web.HTTPException as e:
         if e.status < 400:
             raise

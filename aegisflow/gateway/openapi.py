@@ -12,6 +12,7 @@ from typing import Any
 
 from aegisflow import __version__
 from aegisflow.envelope import CAPABILITIES, MAX_TARGET, MAX_TEXT, MAX_TOOL, PROTOCOLS
+from aegisflow.service import MAX_RESULT_BATCH
 
 SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$"
 """Session ids as the ledger takes them (no ``..``, no trailing ``.``; ``.lock`` is refused
@@ -132,6 +133,12 @@ def _bundle(description: str) -> Schema:
 def _schemas() -> dict[str, Schema]:
     text = {"type": "string", "maxLength": MAX_TEXT}
     envelope_id = {"type": "string", "pattern": UUID}
+    result = {
+        "summary": {"type": "string", "minLength": 1, "maxLength": 200},
+        "result_sha256": _HASH,
+        "size": {"type": "integer", "minimum": 0, "maximum": SAFE_INT},
+        "is_error": {"type": "boolean"},
+    }
     actor = _object(
         ["agent", "session", "principal"],
         {
@@ -152,19 +159,15 @@ def _schemas() -> dict[str, Schema]:
                 {"type": "object", "additionalProperties": _ref("Value")},
             ],
         },
-        "Error": _object(
-            ["error"],
+        "Problem": _object(
+            ["code", "message"],
             {
-                "error": _object(
-                    ["code", "message"],
-                    {
-                        "code": {"type": "string", "description": "A stable error reference"},
-                        "message": {"type": "string"},
-                        "hint": {"type": "string"},
-                    },
-                )
+                "code": {"type": "string", "description": "A stable error reference"},
+                "message": {"type": "string"},
+                "hint": {"type": "string"},
             },
         ),
+        "Error": _object(["error"], {"error": _ref("Problem")}),
         "Action": _object(
             ["protocol", "tool", "capability"],
             {
@@ -261,14 +264,9 @@ def _schemas() -> dict[str, Schema]:
                 "decided_at": {"type": "string"},
             },
         ),
-        "Result": _object(
-            ["summary", "result_sha256"],
-            {
-                "summary": {"type": "string", "minLength": 1, "maxLength": 200},
-                "result_sha256": _HASH,
-                "size": {"type": "integer", "minimum": 0, "maximum": SAFE_INT},
-                "is_error": {"type": "boolean"},
-            },
+        "Result": _object(["summary", "result_sha256"], result),
+        "ResultReport": _object(
+            ["envelope_id", "summary", "result_sha256"], {"envelope_id": envelope_id, **result}
         ),
         "Decide": _object(
             [],
@@ -421,6 +419,44 @@ def document() -> dict[str, Any]:
             "post": _result_op(
                 "Report the result of an allowed call the caller ran itself (the MCP bridge)",
                 _path_id("The envelope id of the allowed call", _UUID),
+            )
+        },
+        "/v1/results": {
+            "post": _op(
+                "Report the results of several allowed calls at once (the MCP bridge's batch)",
+                ("agent", "admin"),
+                {
+                    "200": _json(
+                        _object(
+                            ["results"],
+                            {
+                                "results": _array(
+                                    _object(
+                                        ["envelope_id"],
+                                        {
+                                            "envelope_id": {"type": ["string", "null"]},
+                                            "evidence_hash": _HASH,
+                                            "error": _ref("Problem"),
+                                        },
+                                    )
+                                )
+                            },
+                        ),
+                        "One answer per report, in order: its evidence hash, or why it was "
+                        "not recorded (the others are recorded regardless)",
+                    )
+                },
+                body=_object(
+                    ["results"],
+                    {
+                        "results": {
+                            **_array(_ref("ResultReport")),
+                            "minItems": 1,
+                            "maxItems": MAX_RESULT_BATCH,
+                        }
+                    },
+                ),
+                errors=(400, 401, 403, 413, 503),
             )
         },
         "/v1/calls/{id}/result": {

@@ -41,6 +41,8 @@ UPSTREAM_CODE = -32004
 """The upstream server went away before answering."""
 RESULT_LINGER = 0.05
 """Seconds results wait to be reported together."""
+MAX_REPORTS = 256
+"""Results in one report to the service (its ``POST /v1/results`` limit)."""
 MAX_LINE = 16 << 20
 """The longest message relayed either way, in bytes."""
 
@@ -84,7 +86,7 @@ class Proxy:
     """The agent's ``initialize`` and ``notifications/initialized``, for a restarted server."""
     _replaying: str | None = None
     """The id of a replayed ``initialize``, whose answer is not the agent's."""
-    _results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _results: list[dict[str, Any]] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
     """Waiting out the linger; the report it then sends is one of ``_tasks``."""
     _closing: bool = False
@@ -321,12 +323,13 @@ class Proxy:
         self, envelope_id: str, summary: str, body: bytes, size: int, *, failed: bool
     ) -> None:
         report = {
+            "envelope_id": envelope_id,
             "summary": summary,
             "result_sha256": hashlib.sha256(body).hexdigest(),
             "size": size,
             "is_error": failed,
         }
-        self._results.append((envelope_id, report))
+        self._results.append(report)
         if self._flusher is None and not self._closing:
             self._flusher = asyncio.create_task(self._flush_soon())
 
@@ -339,13 +342,18 @@ class Proxy:
 
     async def _flush(self) -> None:
         batch, self._results = self._results, []
-        await asyncio.gather(*(self._send_result(e, r) for e, r in batch))
+        for start in range(0, len(batch), MAX_REPORTS):
+            await self._send_results(batch[start : start + MAX_REPORTS])
 
-    async def _send_result(self, envelope_id: str, report: Mapping[str, Any]) -> None:
+    async def _send_results(self, batch: list[dict[str, Any]]) -> None:
         try:
-            await self.service.record_result(envelope_id, report)
+            refused = await self.service.record_results(batch)
         except ServiceUnavailable as e:
-            log.warning("result of %s not recorded: %s", envelope_id, e.message)
+            ids = ", ".join(r["envelope_id"] for r in batch)
+            log.warning("results not recorded (%s): %s", e.message, ids)
+            return
+        for line in refused:
+            log.warning("result not recorded: %s", line)
 
     async def upstream_gone(self, why: str) -> None:
         """Answer every request the upstream will now never answer."""

@@ -7,7 +7,7 @@ into a refusal; the call never reaches the upstream server.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -55,15 +55,27 @@ class Service:
             return {"refused": True, "status": status, "error": dict(error)}
         raise ServiceUnavailable(f"the governance service answered {status} without a decision")
 
-    async def record_result(self, envelope_id: str, result: Mapping[str, Any]) -> None:
-        """Record what the upstream answered to an allowed call.
+    async def record_results(self, reports: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Record what the upstream answered to allowed calls, in one request.
+
+        Each report names its ``envelope_id``. Returns a line for each report the
+        service did not record, saying why.
 
         Raises:
-            ServiceUnavailable: If the service cannot record it.
+            ServiceUnavailable: If the service cannot record any of them.
         """
-        status, _ = await self._post(f"/v1/actions/{envelope_id}/result", result)
-        if status != 200:
-            raise ServiceUnavailable(f"the governance service refused the result ({status})")
+        status, body = await self._post("/v1/results", {"results": list(reports)})
+        answers = body.get("results")
+        if status != 200 or not isinstance(answers, list) or len(answers) != len(reports):
+            raise ServiceUnavailable(f"the governance service refused the results ({status})")
+        refused = []
+        for answer in answers:
+            error = answer.get("error") if isinstance(answer, Mapping) else "no answer"
+            if error is not None:
+                envelope_id = answer.get("envelope_id") if isinstance(answer, Mapping) else None
+                message = error.get("message") if isinstance(error, Mapping) else error
+                refused.append(f"{envelope_id}: {message}")
+        return refused
 
     async def hidden(self, tools: list[str]) -> set[str]:
         """Which of ``tools`` the policy blocks in every case.
