@@ -216,6 +216,7 @@ def test_background_repacks_leave_no_descriptor_to_a_deleted_pack(
         return found
 
     ledger.append("s0", "decision", decision(99))  # the writer notices the finished repack
+    storage.refs()  # as a reader does, wait for the batch to be in the repository
     assert deleted_packs() == []
 
 

@@ -6,7 +6,10 @@ through a temporary file that is fsynced and renamed, then the pack directory is
 fsynced; only then are the refs moved, all at once, by rewriting ``packed-refs``
 (``packed-refs.lock``, fsync, rename, fsync of the directory). So a ref never points at
 an object that is not durable, the refs of a batch move together or not at all, and a
-batch is durable once :meth:`GitStorage.write` returns. Rewriting ``packed-refs`` costs
+batch is durable once :meth:`GitStorage.write` returns. The writer makes a batch durable
+sooner, in the journal (:mod:`aegisflow.ledger.journal`), and writes it here right after;
+readers in this process wait for that, and opening for writing finishes a batch the
+journal holds but the repository lacks. Rewriting ``packed-refs`` costs
 O(sessions) bytes per batch (about 65 bytes a session): one fsync instead of one per
 moved session, which is what makes group commit pay off (docs/ledger-format.md).
 
@@ -38,6 +41,7 @@ from aegisflow.errors import (
     OperationalError,
 )
 from aegisflow.ledger.gitfmt import PackWriter
+from aegisflow.ledger.journal import Journal
 from aegisflow.ledger.storage import GitObject
 
 log = logging.getLogger("aegisflow.ledger.git")
@@ -65,6 +69,11 @@ MAX_OPEN_PACKS = 128
 """Pack files libgit2 keeps open at once, per process."""
 
 _NICE = ("nice", "-n", "10") if shutil.which("nice") else ()
+SETTLE_TIMEOUT = 10.0
+"""Seconds a reader waits for an acknowledged batch to reach the repository."""
+_WRITERS: dict[str, GitStorage] = {}
+"""The storage holding each repository's writer lock in this process, by real path."""
+_WRITERS_LOCK = threading.Lock()
 
 pygit2.settings.enable_strict_hash_verification(True)
 # Packs pile up between background repacks (a busy writer makes one per batch); libgit2
@@ -127,8 +136,17 @@ class GitStorage:
         self._packs_written = 0
         self._last_repack = 0.0
         self._repack: threading.Thread | None = None
+        self._journal: Journal | None = None
+        self._applied = threading.Condition()
+        self._logged_by: int | None = None
+        """The thread that logged a batch not yet in the repository, if any."""
+        self._key = os.path.realpath(self.path)
         if writable:
             self._take_lock()
+            self._journal = Journal(self.path)
+            self._replay()
+            with _WRITERS_LOCK:
+                _WRITERS[self._key] = self
 
     @classmethod
     def init(cls, path: Path) -> GitStorage:
@@ -168,7 +186,24 @@ class GitStorage:
     verifies_ids = True
     """libgit2's strict hash verification checks every object read against its id."""
 
+    def _settle(self) -> None:
+        """Wait until a batch this process acknowledged is in the repository.
+
+        A batch is acknowledged once it is in the journal, and written to the
+        repository right after; a reader in another thread (this storage's, or another
+        opened on the same repository in this process) waits for that, so it reads
+        whatever was acknowledged before it asked. Other processes may read the
+        repository one batch behind for that moment.
+        """
+        owner = self if self._journal is not None else _WRITERS.get(self._key)
+        if owner is None or owner._logged_by in (None, threading.get_ident()):
+            return
+        with owner._applied:
+            if not owner._applied.wait_for(lambda: owner._logged_by is None, SETTLE_TIMEOUT):
+                log.warning("read %s before its last acknowledged batch was written", self.path)
+
     def read(self, oid: bytes) -> GitObject:
+        self._settle()
         with self._read_lock:
             try:
                 kind, data = self._repo.odb.read(pygit2.Oid(raw=oid))
@@ -179,6 +214,7 @@ class GitStorage:
         return _KINDS[kind], bytes(data)
 
     def refs(self) -> dict[str, bytes]:
+        self._settle()
         out: dict[str, bytes] = {}
         with self._read_lock:
             for ref in self._repo.references.iterator():
@@ -196,6 +232,7 @@ class GitStorage:
         """
         if not starts:
             return []
+        self._settle()
         stdin = "".join(f"{oid.hex()}\n" for oid in starts)
         stdin += "".join(f"^{oid.hex()}\n" for oid in exclude)
         # Only the commits' own parent lines may shape the walk: no replacement refs,
@@ -220,7 +257,52 @@ class GitStorage:
 
     # -- writing ------------------------------------------------------------------
 
+    def journal(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
+        """Make a batch durable in the journal; :meth:`write` of the same batch follows.
+
+        Raises:
+            OperationalError: If the batch cannot be made durable.
+        """
+        if self._journal is None:
+            raise OperationalError("storage was opened read-only")
+        self._journal.log(objects, refs)
+        with self._applied:
+            self._logged_by = threading.get_ident()
+
     def write(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
+        """Durably store a batch in the repository (the one just journaled, if any).
+
+        A batch written without the journal first clears the journal's record, which
+        could otherwise be replayed over it.
+
+        Raises:
+            OperationalError: If the write fails; the caller must stop writing.
+        """
+        if self._journal is None:
+            raise OperationalError("storage was opened read-only")
+        try:
+            if self._logged_by is None:
+                self._journal.forget()
+            self._apply(objects, refs)
+        finally:
+            with self._applied:
+                self._logged_by = None
+                self._applied.notify_all()
+
+    def _replay(self) -> None:
+        """Write the journal's batch to the repository if a crash kept it out."""
+        if self._journal is None:
+            return
+        batch = self._journal.last()
+        if batch is not None:
+            objects, refs = batch
+            current = self._load_refs()
+            if any(current.get(name) != oid for name, oid in refs.items()):
+                log.warning("writing the ledger's last acknowledged batch from its journal")
+                self._apply(objects, refs)
+        self._journal.forget()
+
+    def _apply(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
         """Durably store a batch: pack, index and ``packed-refs``.
 
         Every file is written first and fsynced after, so one journal commit usually
@@ -228,8 +310,6 @@ class GitStorage:
         directory fsynced, and only then is ``packed-refs`` renamed (and the git
         directory fsynced). Refs never point at objects that could be lost.
         """
-        if self._lock_fd is None:
-            raise OperationalError("storage was opened read-only")
         pack_dir = self.path / "objects" / "pack"
         staged: list[tuple[Path, Path]] = []
         fds: list[int] = []
@@ -358,6 +438,12 @@ class GitStorage:
         if self._repack is not None:
             self._repack.join()
             self._repack = None
+        if self._journal is not None:
+            with _WRITERS_LOCK:
+                if _WRITERS.get(self._key) is self:
+                    del _WRITERS[self._key]
+            self._journal.close()
+            self._journal = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -2,9 +2,10 @@
 
 This is an adapter (threads and a clock); the decisions about what to write live in
 :mod:`aegisflow.ledger.sequencer`. Callers on any thread :meth:`Ledger.submit` requests;
-the writer drains everything queued into one batch, builds it, makes it durable with a
-single :meth:`Storage.write`, and only then resolves the callers' futures. So an append
-returns only after its entry is durable, and concurrent appends share one fsync.
+the writer drains everything queued into one batch, builds it, makes it durable with
+one :meth:`Storage.journal`, and only then resolves the callers' futures; it writes the
+batch to the repository (:meth:`Storage.write`) before it takes the next one. So an
+append returns only after its entry is durable, and concurrent appends share one sync.
 
 A failed write stops the writer (fail closed): every pending and later request fails
 with :class:`LedgerUnavailable` until the ledger is reopened, which recovers the state
@@ -364,13 +365,19 @@ class Ledger:
         if builder.uncovered and (self._stopping or (due is not None and due <= 0)):
             builder.checkpoint()
         refs = builder.ref_updates()
-        if builder.objects or refs:
-            self._storage.write(builder.objects, refs)
-        builder.apply()
-        if builder.wrote_checkpoint:
-            self._last_checkpoint = time.monotonic()
-        for future, result, error in outcomes:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+        changed = bool(builder.objects or refs)
+        if changed:
+            self._storage.journal(builder.objects, refs)
+        try:
+            builder.apply()
+            if builder.wrote_checkpoint:
+                self._last_checkpoint = time.monotonic()
+            for future, result, error in outcomes:
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+        finally:
+            # Durable since the journal; the repository catches up before the next batch.
+            if changed:
+                self._storage.write(builder.objects, refs)

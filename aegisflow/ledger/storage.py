@@ -50,6 +50,18 @@ class ObjectReader(Protocol):
 class Storage(ObjectReader, Protocol):
     """A repository the single writer appends to."""
 
+    def journal(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
+        """Make a batch durable ahead of :meth:`write`, which follows with the same batch.
+
+        From its return the batch survives a power loss (it is written to the
+        repository on the next open if :meth:`write` never happens), and readers of
+        this storage in other threads see it once :meth:`write` is done.
+
+        Raises:
+            OperationalError: If the batch cannot be made durable.
+        """
+        ...
+
     def write(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
         """Durably store ``objects``, then point ``refs`` at their new ids, in order.
 
@@ -73,6 +85,7 @@ class MemoryStorage:
         self.ref_map: dict[str, bytes] = {}
         self.writes = 0
         self.fail_after: int | None = None
+        self._journaled = False
 
     def read(self, oid: bytes) -> GitObject:
         try:
@@ -87,7 +100,18 @@ class MemoryStorage:
     def refs(self) -> dict[str, bytes]:
         return dict(self.ref_map)
 
+    def journal(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
+        """Memory has no durability to stage: the batch is stored at once."""
+        self._store(objects, refs)
+        self._journaled = True
+
     def write(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
+        if self._journaled:
+            self._journaled = False
+        else:
+            self._store(objects, refs)
+
+    def _store(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
         if self.fail_after is not None and self.writes >= self.fail_after:
             raise OperationalError("injected storage failure")
         self.writes += 1
