@@ -296,45 +296,48 @@ def test_odd_client_names_become_safe_agent_names(client: str, agent: str) -> No
     assert proxy.agent == agent
 
 
-async def test_results_owed_at_close_are_reported_not_dropped() -> None:
-    reported: list[str] = []
+class _Recorder:
+    """A service that records the results reported to it, once ``gate`` opens."""
 
-    class Recorder:
-        async def record_results(self, reports: list[dict[str, Any]]) -> list[str]:
-            reported.extend(r["envelope_id"] for r in reports)
-            return []
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.reported: list[str] = []
+        self.sent = asyncio.Event()
+        self.gate = gate
 
+    async def record_results(self, reports: list[dict[str, Any]]) -> list[str]:
+        self.sent.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        self.reported.extend(r["envelope_id"] for r in reports)
+        return []
+
+
+def _reporting_to(service: _Recorder) -> Proxy:
     async def nowhere(*_args: object) -> None:
         pass
 
-    proxy = Proxy(McpServer(name="x"), Recorder(), "s", nowhere, nowhere)  # type: ignore[arg-type]
+    return Proxy(McpServer(name="x"), service, "s", nowhere, nowhere)  # type: ignore[arg-type]
+
+
+async def test_results_owed_at_close_are_reported_not_dropped() -> None:
+    service = _Recorder()
+    proxy = _reporting_to(service)
     await proxy._report("e-1", "ok", b"{}", 2, failed=False)
     await proxy._report("e-2", "ok", b"{}", 2, failed=False)
-    assert reported == []  # lingering, to be reported together
+    assert service.reported == []  # lingering, to be reported together
     await proxy.close()  # the agent left at once
-    assert reported == ["e-1", "e-2"]
+    assert service.reported == ["e-1", "e-2"]
 
 
 async def test_a_report_already_on_its_way_at_close_is_waited_for() -> None:
-    sent, release = asyncio.Event(), asyncio.Event()
-    reported: list[str] = []
-
-    class Slow:
-        async def record_results(self, reports: list[dict[str, Any]]) -> list[str]:
-            sent.set()
-            await release.wait()
-            reported.extend(r["envelope_id"] for r in reports)
-            return []
-
-    async def nowhere(*_args: object) -> None:
-        pass
-
-    proxy = Proxy(McpServer(name="x"), Slow(), "s", nowhere, nowhere)  # type: ignore[arg-type]
+    release = asyncio.Event()
+    service = _Recorder(gate=release)
+    proxy = _reporting_to(service)
     await proxy._report("e-1", "ok", b"{}", 2, failed=False)
-    await sent.wait()  # the linger is over and the report is with the service
+    await service.sent.wait()  # the linger is over and the report is with the service
     closing = asyncio.create_task(proxy.close())
     await asyncio.sleep(0.05)
     assert not closing.done()  # the service client must outlive the request
     release.set()
     await closing
-    assert reported == ["e-1"]
+    assert service.reported == ["e-1"]
