@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from serve_helpers import ADMIN_KEY, AGENT_KEY, ROOT, Served, make_home
 from test_cli import AEGISCTL, BIN, _env, run
 from test_mcp_proxy import EVERYTHING, SERVERS, entries, service  # noqa: F401 - a fixture
 
 from aegisflow.mcp.proxy import Proxy
+from aegisflow.mcp.service import Service, ServiceUnavailable
 from aegisflow.policy.normalize import McpServer
 
 FAKE = [sys.executable, str(ROOT / "tests" / "mcp" / "fake_server.py")]
@@ -341,3 +343,37 @@ async def test_a_report_already_on_its_way_at_close_is_waited_for() -> None:
     release.set()
     await closing
     assert service.reported == ["e-1"]
+
+
+async def test_results_the_service_refuses_are_named_and_garbage_is_an_error(
+    aiohttp_server: Any,
+) -> None:
+    answers: list[Any] = []
+
+    async def results(request: web.Request) -> web.Response:
+        if not answers:
+            return web.json_response({"error": {"code": "x", "message": "down"}}, status=503)
+        return web.json_response({"results": answers.pop()})
+
+    app = web.Application()
+    app.router.add_post("/v1/results", results)
+    server = await aiohttp_server(app)
+    reports = [{"envelope_id": name} for name in ("a", "b", "c")]
+    hash_ = "ab" * 32
+    refused = {"code": "result-unexpected", "message": "no allowed call b of yours"}
+    async with Service(str(server.make_url("")), "k", session="s", timeout=5) as service:
+        answers.append([{"envelope_id": "a", "evidence_hash": hash_}] * 2)  # one missing
+        answers.append(
+            [
+                {"envelope_id": "a", "evidence_hash": hash_},
+                {"envelope_id": "b", "error": refused},
+                7,
+            ]
+        )
+        assert await service.record_results(reports) == [
+            "b: no allowed call b of yours",
+            "c: no answer",
+        ]
+        for _ in range(2):  # too few answers, then a 503
+            with pytest.raises(ServiceUnavailable):
+                await service.record_results(reports)

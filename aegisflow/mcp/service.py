@@ -69,12 +69,11 @@ class Service:
         if status != 200 or not isinstance(answers, list) or len(answers) != len(reports):
             raise ServiceUnavailable(f"the governance service refused the results ({status})")
         refused = []
-        for answer in answers:
+        for report, answer in zip(reports, answers, strict=True):
             error = answer.get("error") if isinstance(answer, Mapping) else "no answer"
             if error is not None:
-                envelope_id = answer.get("envelope_id") if isinstance(answer, Mapping) else None
                 message = error.get("message") if isinstance(error, Mapping) else error
-                refused.append(f"{envelope_id}: {message}")
+                refused.append(f"{report['envelope_id']}: {message}")
         return refused
 
     async def hidden(self, tools: list[str]) -> set[str]:
