@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable
@@ -102,6 +103,19 @@ def test_storage_failure_fails_closed(signer: Signer, clock: FakeClock) -> None:
     reopened = Ledger.open(storage, signer, clock=clock)
     assert reopened.size == 0
     reopened.close()
+
+
+async def test_callers_that_stop_waiting_do_not_stop_the_writer(memory_ledger: Ledger) -> None:
+    waiting = [
+        asyncio.create_task(memory_ledger.append_async("s", "decision", decision(n)))
+        for n in range(20)
+    ]
+    await asyncio.sleep(0)  # every append is queued
+    for task in waiting[::2]:
+        task.cancel()  # as a request handler is when its client goes or the service stops
+    await asyncio.gather(*waiting, return_exceptions=True)
+    receipt = await memory_ledger.append_async("s", "decision", decision(20))
+    assert receipt.index == 20  # the abandoned appends were written too, and writing goes on
 
 
 def test_reopen_recovers_state(make_git_ledger: Callable[[], Ledger]) -> None:

@@ -218,6 +218,10 @@ class Ledger:
                 raise LedgerUnavailable("the ledger is closed")
             if len(self._queue) >= MAX_PENDING:
                 raise OperationalError(f"ledger overloaded: {MAX_PENDING} appends pending")
+            # A queued request is written whether or not its caller still waits: a caller
+            # that gives up (a cancelled task) must not cancel the future under the writer,
+            # whose set_result would then raise and stop it.
+            request.future.set_running_or_notify_cancel()
             self._queue.append(request)
             self._cond.notify()
 
