@@ -34,14 +34,16 @@ from pathlib import Path
 import pygit2
 
 from aegisflow.errors import (
+    IntegrityError,
     LedgerLocked,
+    LedgerUnavailable,
     MalformedData,
     NotALedger,
     ObjectMissing,
     OperationalError,
 )
 from aegisflow.ledger.gitfmt import PackWriter
-from aegisflow.ledger.journal import Journal
+from aegisflow.ledger.journal import JOURNAL_FILE, Journal
 from aegisflow.ledger.storage import GitObject
 
 log = logging.getLogger("aegisflow.ledger.git")
@@ -138,13 +140,26 @@ class GitStorage:
         self._repack: threading.Thread | None = None
         self._journal: Journal | None = None
         self._applied = threading.Condition()
-        self._logged_by: int | None = None
-        """The thread that logged a batch not yet in the repository, if any."""
+        self._logged = 0
+        """Batches logged to the journal (the writer's count)."""
+        self._written = 0
+        """Batches of those written to the repository since."""
+        self._writer: int | None = None
+        """The thread that logs batches: it never waits for its own."""
+        self._broken: BaseException | None = None
+        """Why a logged batch could not be written to the repository."""
         self._key = os.path.realpath(self.path)
         if writable:
-            self._take_lock()
-            self._journal = Journal(self.path)
-            self._replay()
+            try:
+                self._take_lock()
+                self._journal = Journal(self.path)
+                self._replay()
+            except BaseException:
+                if self._journal is not None:  # closed as it is: it may hold a batch
+                    self._journal.close()
+                    self._journal = None
+                self.close()
+                raise
             with _WRITERS_LOCK:
                 _WRITERS[self._key] = self
 
@@ -196,11 +211,22 @@ class GitStorage:
         repository one batch behind for that moment.
         """
         owner = self if self._journal is not None else _WRITERS.get(self._key)
-        if owner is None or owner._logged_by in (None, threading.get_ident()):
+        if owner is None:
             return
-        with owner._applied:
-            if not owner._applied.wait_for(lambda: owner._logged_by is None, SETTLE_TIMEOUT):
+        logged = owner._logged
+        if owner._written < logged and owner._writer != threading.get_ident():
+            with owner._applied:
+                written = owner._applied.wait_for(
+                    lambda: owner._written >= logged or owner._broken is not None,
+                    SETTLE_TIMEOUT,
+                )
+            if not written:
                 log.warning("read %s before its last acknowledged batch was written", self.path)
+        if owner._broken is not None:
+            raise LedgerUnavailable(
+                f"the ledger's last acknowledged batch is not in its repository: {owner._broken}",
+                hint="restart the service: reopening the ledger writes it from the journal",
+            )
 
     def read(self, oid: bytes) -> GitObject:
         self._settle()
@@ -265,9 +291,11 @@ class GitStorage:
         """
         if self._journal is None:
             raise OperationalError("storage was opened read-only")
-        self._journal.log(objects, refs)
+        current = self._refs if self._refs is not None else self._load_refs()
+        self._journal.log(objects, refs, {name: current.get(name) for name in refs})
         with self._applied:
-            self._logged_by = threading.get_ident()
+            self._logged += 1
+            self._writer = threading.get_ident()
 
     def write(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
         """Durably store a batch in the repository (the one just journaled, if any).
@@ -281,12 +309,16 @@ class GitStorage:
         if self._journal is None:
             raise OperationalError("storage was opened read-only")
         try:
-            if self._logged_by is None:
+            if self._written == self._logged:
                 self._journal.forget()
             self._apply(objects, refs)
+        except BaseException as e:
+            with self._applied:
+                self._broken = e  # readers must not take the repository for the ledger
+            raise
         finally:
             with self._applied:
-                self._logged_by = None
+                self._written = self._logged
                 self._applied.notify_all()
 
     def _replay(self) -> None:
@@ -295,11 +327,18 @@ class GitStorage:
             return
         batch = self._journal.last()
         if batch is not None:
-            objects, refs = batch
             current = self._load_refs()
-            if any(current.get(name) != oid for name, oid in refs.items()):
+            if any(current.get(name) != oid for name, oid in batch.refs.items()):
+                if any(current.get(name) != oid for name, oid in batch.before.items()):
+                    raise IntegrityError(
+                        f"the journal of {self.path} holds an acknowledged batch, but the "
+                        "repository's refs are neither as that batch found them nor as it "
+                        "left them: something else moved them. Nothing was changed.",
+                        hint=f"find what moved the refs; {JOURNAL_FILE} holds the batch, and "
+                        "moving it aside opens the repository as it is",
+                    )
                 log.warning("writing the ledger's last acknowledged batch from its journal")
-                self._apply(objects, refs)
+                self._apply(batch.objects, batch.refs)
         self._journal.forget()
 
     def _apply(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
@@ -442,6 +481,11 @@ class GitStorage:
             with _WRITERS_LOCK:
                 if _WRITERS.get(self._key) is self:
                     del _WRITERS[self._key]
+            if self._written == self._logged and self._broken is None:
+                try:
+                    self._journal.forget()  # a clean close leaves nothing to replay
+                except OperationalError as e:
+                    log.warning("%s", e.message)
             self._journal.close()
             self._journal = None
         if self._lock_fd is not None:

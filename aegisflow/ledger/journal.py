@@ -14,10 +14,13 @@ write before it logs the next one. A record is::
     magic (8) | payload length (8, big-endian) | SHA-256 of the payload (32) | payload
 
 A crash while a record is being logged leaves a record that fails its length or hash
-check; it is ignored, and rightly: that batch was never acknowledged. A valid record is
-applied again when the repository is next opened for writing. That is harmless when it
-had been applied (its objects are already there and its refs already point where it
-says), so opening compares the refs first and skips the write in that case.
+check; it is ignored, and rightly: that batch was never acknowledged. A record carries
+each ref it moves both as it was before the batch and as the batch sets it, so opening
+the repository for writing can tell the three cases apart: the refs are as the batch
+left them (it was written: nothing to do), as they were before it (the writer died
+between acknowledging and writing it: write it now), or neither (something else moved
+them: refuse, rather than move them back or lose the batch). A clean close clears the
+record.
 
 The journal carries no signature: it holds the same signed entries and commits as the
 repository will, and whatever is replayed is checked by verification like the rest.
@@ -29,6 +32,7 @@ import hashlib
 import os
 import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aegisflow.errors import OperationalError
@@ -42,10 +46,24 @@ overwrites existing blocks and ``fdatasync`` has no metadata to commit."""
 _HEADER = struct.Struct(">8sQ32s")
 _KINDS = ("blob", "tree", "commit", "tag")
 
-Batch = tuple[list[GitObject], dict[str, bytes | None]]
+Refs = dict[str, bytes | None]
+"""Ref name to object id; None: no such ref."""
 
 
-def encode(objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Batch:
+    objects: list[GitObject]
+    refs: Refs
+    """The refs the batch moves, as it sets them."""
+    before: Refs
+    """The same refs as they were before it."""
+
+
+def encode(
+    objects: Sequence[GitObject],
+    refs: Mapping[str, bytes | None],
+    before: Mapping[str, bytes | None],
+) -> bytes:
     """The record of a batch, header included."""
     parts = [struct.pack(">I", len(objects))]
     for kind, data in objects:
@@ -53,10 +71,13 @@ def encode(objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> by
     parts.append(struct.pack(">I", len(refs)))
     for name, oid in refs.items():
         raw = name.encode()
-        parts += [struct.pack(">H", len(raw)), raw]
-        parts.append(b"\x00" if oid is None else b"\x01" + oid)
+        parts += [struct.pack(">H", len(raw)), raw, _oid(before.get(name)), _oid(oid)]
     payload = b"".join(parts)
     return _HEADER.pack(MAGIC, len(payload), hashlib.sha256(payload).digest()) + payload
+
+
+def _oid(oid: bytes | None) -> bytes:
+    return b"\x00" if oid is None else b"\x01" + oid
 
 
 def decode(record: bytes) -> Batch | None:
@@ -88,15 +109,21 @@ def _decode_payload(payload: bytes) -> Batch:
     for _ in range(count):
         code, size = struct.unpack(">BI", take(5))
         objects.append((_KINDS[code], take(size)))
+
+    def oid() -> bytes | None:
+        return take(20) if take(1) == b"\x01" else None
+
     (count,) = struct.unpack(">I", take(4))
-    refs: dict[str, bytes | None] = {}
+    refs: Refs = {}
+    before: Refs = {}
     for _ in range(count):
         (size,) = struct.unpack(">H", take(2))
         name = take(size).decode()
-        refs[name] = take(20) if take(1) == b"\x01" else None
+        before[name] = oid()
+        refs[name] = oid()
     if at != len(payload):
         raise ValueError("trailing bytes in journal record")
-    return objects, refs
+    return Batch(objects, refs, before)
 
 
 class Journal:
@@ -129,13 +156,18 @@ class Journal:
             return None
         return decode(os.pread(self._fd, _HEADER.size + size, 0))
 
-    def log(self, objects: Sequence[GitObject], refs: Mapping[str, bytes | None]) -> None:
+    def log(
+        self,
+        objects: Sequence[GitObject],
+        refs: Mapping[str, bytes | None],
+        before: Mapping[str, bytes | None],
+    ) -> None:
         """Make a batch durable: it survives a crash from the moment this returns.
 
         Raises:
             OperationalError: If the record cannot be written and synced.
         """
-        record = encode(objects, refs)
+        record = encode(objects, refs, before)
         self._valid = True  # even a failed write may have left a valid-looking record
         try:
             view = memoryview(record)
@@ -147,7 +179,8 @@ class Journal:
             raise OperationalError(f"durable write to the ledger's journal failed: {e}") from e
 
     def forget(self) -> None:
-        """Invalidate the record, before the repository is written without the journal.
+        """Invalidate the record: before the repository is written without the journal,
+        and at a clean close.
 
         Raises:
             OperationalError: If the journal cannot be cleared.

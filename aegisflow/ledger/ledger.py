@@ -229,6 +229,9 @@ class Ledger:
         """Queue an entry; the future resolves once it is durable.
 
         Input is validated here, in the caller's thread, before anything is queued.
+        Callbacks added to the future run in the writer's thread as soon as the entry is
+        durable, before its batch is in the repository: they must not read the storage
+        (``asyncio.wrap_future``, which ``append_async`` uses, only schedules a wake-up).
 
         Raises:
             InvalidSessionId: If ``session`` is not a safe session id.
