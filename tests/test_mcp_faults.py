@@ -377,3 +377,27 @@ async def test_results_the_service_refuses_are_named_and_garbage_is_an_error(
         for _ in range(2):  # too few answers, then a 503
             with pytest.raises(ServiceUnavailable):
                 await service.record_results(reports)
+
+
+async def test_results_go_one_by_one_to_a_service_without_the_batch(aiohttp_server: Any) -> None:
+    recorded: list[tuple[str, dict[str, Any]]] = []
+
+    async def one(request: web.Request) -> web.Response:
+        envelope_id = request.match_info["id"]
+        if envelope_id == "gone":
+            refused = {"code": "result-unexpected", "message": "no such call"}
+            return web.json_response({"error": refused}, status=404)
+        recorded.append((envelope_id, await request.json()))
+        return web.json_response({"envelope_id": envelope_id, "evidence_hash": "ab" * 32})
+
+    async def unknown(_request: web.Request) -> web.Response:  # as the older service says it
+        return web.json_response({"error": {"code": "http", "message": "Not Found"}}, status=404)
+
+    app = web.Application()
+    app.router.add_post("/v1/actions/{id}/result", one)
+    app.router.add_post("/v1/results", unknown)
+    server = await aiohttp_server(app)
+    reports = [{"envelope_id": e, "summary": "ok"} for e in ("a", "gone", "b")]
+    async with Service(str(server.make_url("")), "k", session="s", timeout=5) as service:
+        assert await service.record_results(reports) == ["gone: no such call"]
+    assert recorded == [("a", {"summary": "ok"}), ("b", {"summary": "ok"})]

@@ -65,6 +65,8 @@ class Service:
             ServiceUnavailable: If the service cannot record any of them.
         """
         status, body = await self._post("/v1/results", {"results": list(reports)})
+        if status in (404, 405):  # a service from before the batch: one report at a time
+            return [line for r in reports if (line := await self._record_one(r)) is not None]
         answers = body.get("results")
         if status != 200 or not isinstance(answers, list) or len(answers) != len(reports):
             raise ServiceUnavailable(f"the governance service refused the results ({status})")
@@ -75,6 +77,15 @@ class Service:
                 message = error.get("message") if isinstance(error, Mapping) else error
                 refused.append(f"{report['envelope_id']}: {message}")
         return refused
+
+    async def _record_one(self, report: Mapping[str, Any]) -> str | None:
+        envelope_id = report["envelope_id"]
+        fields = {k: v for k, v in report.items() if k != "envelope_id"}
+        status, body = await self._post(f"/v1/actions/{envelope_id}/result", fields)
+        if status == 200:
+            return None
+        error = body.get("error")
+        return f"{envelope_id}: {error.get('message') if isinstance(error, Mapping) else status}"
 
     async def hidden(self, tools: list[str]) -> set[str]:
         """Which of ``tools`` the policy blocks in every case.
