@@ -308,13 +308,15 @@ class GitStorage:
         """
         if self._journal is None:
             raise OperationalError("storage was opened read-only")
+        journaled = self._written < self._logged
         try:
-            if self._written == self._logged:
+            if not journaled:
                 self._journal.forget()
             self._apply(objects, refs)
         except BaseException as e:
-            with self._applied:
-                self._broken = e  # readers must not take the repository for the ledger
+            if journaled:  # acknowledged, and not in the repository
+                with self._applied:
+                    self._broken = e  # readers must not take the repository for the ledger
             raise
         finally:
             with self._applied:
