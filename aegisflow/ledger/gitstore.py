@@ -291,7 +291,7 @@ class GitStorage:
         """
         if self._journal is None:
             raise OperationalError("storage was opened read-only")
-        current = self._refs if self._refs is not None else self._load_refs()
+        current = self._known_refs()
         self._journal.log(objects, refs, {name: current.get(name) for name in refs})
         with self._applied:
             self._logged += 1
@@ -329,7 +329,7 @@ class GitStorage:
             return
         batch = self._journal.last()
         if batch is not None:
-            current = self._load_refs()
+            current = self._known_refs()
             if any(current.get(name) != oid for name, oid in batch.refs.items()):
                 if any(current.get(name) != oid for name, oid in batch.before.items()):
                     raise IntegrityError(
@@ -392,15 +392,19 @@ class GitStorage:
         """The full ref map after applying ``refs``, or None if nothing changes."""
         if not refs:
             return None
-        if self._refs is None:
-            self._refs = self._load_refs()
-        updated = dict(self._refs)
+        updated = dict(self._known_refs())
         for name, oid in refs.items():
             if oid is None:
                 updated.pop(name, None)
             else:
                 updated[name] = oid
         return updated
+
+    def _known_refs(self) -> dict[str, bytes]:
+        """The writer's ref map: read once, then kept as its own writes move the refs."""
+        if self._refs is None:
+            self._refs = self._load_refs()
+        return self._refs
 
     def _load_refs(self) -> dict[str, bytes]:
         """All refs, noting which are loose (a loose ref shadows its packed copy)."""
